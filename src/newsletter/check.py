@@ -1,0 +1,66 @@
+"""``newsletter check``: validate the config and issue files, reporting every problem at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsletter.config import check_config
+from newsletter.errors import NewsletterError, Problem
+from newsletter.load import check_issue, display_path, issue_paths, resolve_issue_path
+from newsletter.render import GMAIL_CLIP_BYTES, Renderer
+
+
+@dataclass
+class CheckReport:
+    """All problems found, in the order of the files checked."""
+
+    problems: list[Problem] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def check(folder: Path, targets: list[str] | None = None) -> CheckReport:
+    """Check the config and the given issues (default: every file in issues/)."""
+    report = CheckReport()
+    config, config_problems = check_config(folder)
+    report.problems.extend(config_problems)
+    report.checked.append("newsletter.yaml")
+    if config is None:
+        return report
+    paths = [resolve_issue_path(folder, t) for t in targets] if targets else issue_paths(folder)
+    renderer = Renderer(folder, config)
+    for path in paths:
+        loaded = check_issue(path, config, folder)
+        report.checked.append(loaded.display)
+        report.problems.extend(loaded.problems)
+        if loaded.issue is None:
+            continue
+        if loaded.issue.intro_drafted:
+            report.problems.append(loaded.source.problem((), f"no intro; this one was drafted from the titles: \"{loaded.issue.intro}\"", "warning") if loaded.source else Problem(loaded.display, 1, 1, "no intro", "warning"))
+        try:
+            rendered = renderer.render(loaded.issue)
+        except NewsletterError as exc:
+            report.problems.append(Problem(exc.path or loaded.display, exc.line, exc.column, exc.message))
+            continue
+        if rendered.html_bytes > GMAIL_CLIP_BYTES:
+            report.problems.append(
+                Problem(
+                    loaded.display, 1, 1,
+                    f"the HTML email is {rendered.html_bytes / 1024:.0f} KB; Gmail clips messages over 102 KB, hiding the footer and unsubscribe link. Shorten the summaries or split the issue",
+                )
+            )
+    if not paths:
+        report.problems.append(Problem(display_path(folder / "issues", folder), None, None, "no issue files found; create one with `newsletter new YYYY-MM`", "warning"))
+    return report

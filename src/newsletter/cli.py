@@ -1,0 +1,117 @@
+"""The ``newsletter`` command line: click parses options and calls one core function.
+
+Errors from the core (``NewsletterError``) become click errors here and only
+here, so the user sees a located message and never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from newsletter import __version__
+from newsletter.errors import NewsletterError, ValidationError
+
+
+def folder_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--folder: the newsletter folder (default: the current directory)."""
+    return click.option(
+        "--folder", "-C", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+        show_default=True, help="The newsletter folder (holding newsletter.yaml and issues/).",
+    )(func)
+
+
+def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn NewsletterError into a clean message and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ValidationError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            errors = sum(1 for p in exc.problems if p.is_error)
+            click.echo(f"{errors} error(s); fix them and try again.", err=True)
+            sys.exit(1)
+        except NewsletterError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="newsletter")
+def main() -> None:
+    """Write a monthly research newsletter as one YAML file per month: check, build, preview, send, archive."""
+
+
+@main.command("check")
+@click.argument("paths", nargs=-1)
+@folder_option
+@user_errors
+def check_command(paths: tuple[str, ...], folder: Path) -> None:
+    """Validate newsletter.yaml and issue files (default: all), reporting every problem."""
+    from newsletter.check import check
+
+    report = check(folder, list(paths) or None)
+    for problem in report.problems:
+        click.echo(str(problem))
+    summary = f"checked {len(report.checked)} file(s): {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+    if report.ok:
+        click.echo(summary)
+    else:
+        click.echo(summary, err=True)
+        sys.exit(1)
+
+
+@main.command("new")
+@click.argument("month")
+@folder_option
+@user_errors
+def new_command(month: str, folder: Path) -> None:
+    """Create issues/YYYY-MM.yaml from a commented template (never overwrites)."""
+    from newsletter.scaffold import new_issue
+
+    path = new_issue(folder, month)
+    click.echo(f"created {path}; edit it, then run `newsletter preview {month}`")
+
+
+@main.command("build")
+@click.argument("issue")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: build/].")
+@folder_option
+@user_errors
+def build_command(issue: str, out: Path | None, folder: Path) -> None:
+    """Write DIR/YYYY-MM/email.html, email.txt and message.eml for ISSUE (YYYY-MM or a path)."""
+    from newsletter.build import build
+
+    result = build(folder, issue, out)
+    for warning in result.warnings:
+        click.echo(str(warning), err=True)
+    click.echo(f"built {result.directory}/ (email.html {result.rendered.html_bytes / 1024:.1f} KB, email.txt, message.eml)")
+
+
+@main.command("preview")
+@click.argument("issue")
+@click.option("--port", type=int, default=8025, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the preview in your web browser.")
+@folder_option
+@user_errors
+def preview_command(issue: str, port: int, open_browser: bool, folder: Path) -> None:
+    """Serve a live preview of ISSUE on 127.0.0.1 that reloads when you save."""
+    from newsletter.preview import serve
+
+    serve(folder, issue, port=port, open_browser=open_browser, announce=click.echo)
+
+
+if __name__ == "__main__":
+    main()

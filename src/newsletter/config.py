@@ -1,0 +1,235 @@
+"""Load and validate ``newsletter.yaml``: who sends, where the archive lives, the vocabularies.
+
+Values from the environment (``NEWSLETTER_SMTP_*``) override the file; the
+SMTP password is never read from the file, only from the environment or a
+prompt (see ``senders.smtp``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from newsletter.addresses import is_valid_address
+from newsletter.errors import ConfigError, NewsletterError, Problem
+from newsletter.model import Config, SMTPSettings
+from newsletter.yamlsource import YamlSource, read_yaml
+
+CONFIG_NAME = "newsletter.yaml"
+
+# The topic list of the PPRNet archive pages, spelled exactly as there.
+DEFAULT_TOPICS: tuple[str, ...] = (
+    "Adherance",
+    "Alliance and Therapeutic Relationship",
+    "Anxiety Disorders",
+    "Attachment",
+    "Attendance, Attrition, and Drop-Out",
+    "Client Factors",
+    "Client Preferences",
+    "Cognitive Therapy (CT) and Cognitive-Behavioural Therapy (CBT)",
+    "Combination Therapy",
+    "Common Factors",
+    "Cost-effectiveness",
+    "Depression and Depressive Symptoms",
+    "Efficacy of Treatments",
+    "Empathy",
+    "Feedback and Progress Monitoring",
+    "Group Psychotherapy",
+    "Illness and Medical Comorbidities",
+    "Interpersonal Psychotherapy (IPT)",
+    "Long-term Outcomes",
+    "Medications/Pharmacotherapy",
+    "Miscellaneous",
+    "Neuroscience and Brain",
+    "Outcomes and Deterioration",
+    "Personality Disorders",
+    "Placebo Effect",
+    "Practice-Based Research and Practice Research Networks",
+    "Psychodynamic Therapy (PDT)",
+    "Resistance and Reactance",
+    "Self-Reflection and Awareness",
+    "Suicide and Crisis Intervention",
+    "Termination",
+    "Therapist Factors",
+    "Training",
+    "Transference and Countertransference",
+    "Trauma and/or PTSD",
+    "Treatment Length and Frequency",
+)
+
+DEFAULT_RESEARCH_TYPES: tuple[str, ...] = (
+    "Meta-analysis",
+    "Systematic Review",
+    "Randomized Controlled Trial",
+    "Naturalistic Study",
+    "Practice-Based Study",
+    "Survey",
+    "Qualitative Study",
+    "Case Study",
+    "Review",
+)
+
+SECURITY_MODES = ("none", "starttls", "ssl")
+_KNOWN_KEYS = {
+    "name", "sender", "reply_to", "postal_address", "archive_url", "unsubscribe",
+    "list_id", "language", "topics", "research_types", "smtp", "send",
+}
+
+
+def find_config(folder: Path) -> Path:
+    """The config file of a newsletter folder."""
+    return folder / CONFIG_NAME
+
+
+def load_config(folder: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Load the folder's config; raise ConfigError listing every problem."""
+    config, problems = check_config(folder, env)
+    errors = [p for p in problems if p.is_error]
+    if errors or config is None:
+        raise ConfigError(
+            "\n".join(str(p) for p in errors) if errors else "configuration is invalid",
+            hint=f"fix {CONFIG_NAME} and run `newsletter check`",
+        )
+    return config
+
+
+def check_config(folder: Path, env: Mapping[str, str] | None = None) -> tuple[Config | None, list[Problem]]:
+    """Parse and validate the config, collecting every problem instead of stopping at the first."""
+    env = os.environ if env is None else env
+    path = find_config(folder)
+    display = _display(path)
+    if not path.exists():
+        return None, [Problem(display, None, None, f"no {CONFIG_NAME} here; run newsletter from your newsletter folder (the one with {CONFIG_NAME} and issues/)")]
+    try:
+        src = read_yaml(path, display)
+    except NewsletterError as exc:
+        return None, [Problem(exc.path or display, exc.line, exc.column, exc.message)]
+    data = src.data
+    if not isinstance(data, dict):
+        return None, [src.problem((), "the config must be a mapping of settings (name:, sender:, ...)")]
+    problems: list[Problem] = []
+    for key in data:
+        if key not in _KNOWN_KEYS:
+            problems.append(src.problem((key,), f"unknown setting '{key}'; known settings: {', '.join(sorted(_KNOWN_KEYS))}", "warning", at_key=True))
+
+    def text(*key: str, required: bool = False) -> str | None:
+        node: Any = data
+        for k in key:
+            node = node.get(k) if isinstance(node, dict) else None
+        if node is None or (isinstance(node, str) and not node.strip()):
+            if required:
+                problems.append(src.problem(key[:-1], f"missing required setting '{'.'.join(key)}'"))
+            return None
+        if not isinstance(node, (str, int, float)):
+            problems.append(src.problem(key, f"'{'.'.join(key)}' must be text"))
+            return None
+        return str(node).strip()
+
+    def address(*key: str, required: bool = False) -> str | None:
+        value = text(*key, required=required)
+        if value is not None and not is_valid_address(value):
+            problems.append(src.problem(key, f"'{value}' is not a valid email address"))
+        return value
+
+    name = text("name", required=True)
+    sender_name = text("sender", "name") or name
+    sender_email = address("sender", "email", required=True)
+    reply_to = address("reply_to")
+    postal = text("postal_address", required=True)
+    archive_url = text("archive_url", required=True)
+    if archive_url and not archive_url.startswith(("https://", "http://")):
+        problems.append(src.problem(("archive_url",), "archive_url must start with https:// (it is the 'view in browser' link)"))
+    unsub_email = address("unsubscribe", "email")
+    unsub_url = text("unsubscribe", "url")
+    if unsub_url and not unsub_url.startswith("https://"):
+        problems.append(src.problem(("unsubscribe", "url"), "unsubscribe.url must start with https:// (RFC 8058 one-click unsubscribe needs HTTPS)"))
+    if not unsub_email and not unsub_url:
+        problems.append(src.problem(("unsubscribe",), "set unsubscribe.email or unsubscribe.url: every email must offer a way to unsubscribe"))
+
+    topics = _string_list(src, "topics", problems) or DEFAULT_TOPICS
+    research_types = _string_list(src, "research_types", problems) or DEFAULT_RESEARCH_TYPES
+    smtp = _smtp_settings(src, env, problems)
+    send = data.get("send") if isinstance(data.get("send"), dict) else {}
+    sender_plugin = env.get("NEWSLETTER_SENDER") or send.get("sender") or ("smtp" if smtp.host else "maildir")
+    rate = send.get("rate")
+    if rate is not None and (not isinstance(rate, (int, float)) or rate <= 0):
+        problems.append(src.problem(("send", "rate"), "send.rate must be a positive number of messages per second"))
+        rate = None
+    concurrency = send.get("concurrency", 1)
+    if not isinstance(concurrency, int) or concurrency < 1:
+        problems.append(src.problem(("send", "concurrency"), "send.concurrency must be a whole number of connections, 1 or more"))
+        concurrency = 1
+    if any(p.is_error for p in problems):
+        return None, problems
+    assert name and sender_email and postal and archive_url
+    return (
+        Config(
+            name=name,
+            sender_name=sender_name or name,
+            sender_email=sender_email,
+            postal_address=postal,
+            archive_url=archive_url,
+            reply_to=reply_to,
+            unsubscribe_email=unsub_email,
+            unsubscribe_url=unsub_url,
+            list_id=text("list_id"),
+            language=text("language") or "en",
+            topics=topics,
+            research_types=research_types,
+            sender=str(sender_plugin),
+            smtp=smtp,
+            rate=float(rate) if rate else None,
+            concurrency=concurrency,
+        ),
+        problems,
+    )
+
+
+def _string_list(src: YamlSource, key: str, problems: list[Problem]) -> tuple[str, ...]:
+    value = src.data.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        problems.append(src.problem((key,), f"'{key}' must be a list of names"))
+        return ()
+    return tuple(v.strip() for v in value)
+
+
+def _smtp_settings(src: YamlSource, env: Mapping[str, str], problems: list[Problem]) -> SMTPSettings:
+    raw = src.data.get("smtp") or {}
+    if not isinstance(raw, dict):
+        problems.append(src.problem(("smtp",), "'smtp' must be a mapping (host:, port:, security:, username:)"))
+        raw = {}
+    if "password" in raw:
+        problems.append(src.problem(("smtp", "password"), "do not put the SMTP password in newsletter.yaml; set NEWSLETTER_SMTP_PASSWORD or answer the prompt", at_key=True))
+    host = env.get("NEWSLETTER_SMTP_HOST") or raw.get("host")
+    security = (env.get("NEWSLETTER_SMTP_SECURITY") or raw.get("security") or "starttls").lower()
+    if security not in SECURITY_MODES:
+        problems.append(src.problem(("smtp", "security"), f"smtp security must be one of {', '.join(SECURITY_MODES)}, not '{security}'"))
+        security = "starttls"
+    default_port = {"none": 25, "starttls": 587, "ssl": 465}[security]
+    port_text = env.get("NEWSLETTER_SMTP_PORT") or raw.get("port") or default_port
+    try:
+        port = int(port_text)
+        if not 0 < port < 65536:
+            raise ValueError
+    except (TypeError, ValueError):
+        problems.append(src.problem(("smtp", "port"), f"smtp port must be a number from 1 to 65535, not '{port_text}'"))
+        port = default_port
+    username = env.get("NEWSLETTER_SMTP_USERNAME") or raw.get("username")
+    timeout = raw.get("timeout", 30)
+    return SMTPSettings(
+        host=str(host) if host else None,
+        port=port,
+        security=security,
+        username=str(username) if username else None,
+        timeout=float(timeout),
+    )
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,33 @@
+"""Atomic file writes: a temporary file in the same directory, fsync, then rename."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from newsletter.errors import NewsletterError
+
+
+def atomic_write(path: Path, data: bytes | str, *, encoding: str = "utf-8") -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never a half."""
+    payload = data.encode(encoding) if isinstance(data, str) else data
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise NewsletterError(f"cannot write: {exc.strerror}", path=str(path), hint="check the folder exists and is writable") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise NewsletterError(f"cannot write: {exc.strerror}", path=str(path)) from None
+        raise

@@ -1,0 +1,311 @@
+"""Issue files (``issues/YYYY-MM.yaml``) to ``model.Issue``, collecting every problem.
+
+``check_issue`` never stops at the first mistake: it builds as much of the
+model as it can and returns all problems with their file positions, like
+Pelican's ``is_valid`` or MkDocs' config validation.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from newsletter.errors import NewsletterError, Problem, ValidationError
+from newsletter.model import MONTH_RE, Article, Citation, Config, Issue, drafted_intro
+from newsletter.yamlsource import YamlSource, read_yaml
+
+ISSUES_DIR = "issues"
+DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
+DOI_PREFIX_RE = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
+LONG_SUMMARY_WORDS = 450
+
+ISSUE_KEYS = ("month", "subject", "preheader", "intro", "articles")
+ARTICLE_KEYS = ("title", "citation", "topics", "research_type", "summary", "practice_implications")
+CITATION_KEYS = ("text", "authors", "year", "title", "journal", "volume", "issue", "pages", "doi", "url", "status")
+
+
+@dataclass
+class LoadedIssue:
+    """The result of reading one issue file: the model (if buildable) and its problems."""
+
+    path: Path
+    display: str
+    issue: Issue | None
+    problems: list[Problem]
+    source: YamlSource | None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.is_error]
+
+
+def resolve_issue_path(folder: Path, issue: str) -> Path:
+    """``2021-07`` means ``issues/2021-07.yaml`` in the folder; anything else is a path."""
+    if MONTH_RE.match(issue):
+        return folder / ISSUES_DIR / f"{issue}.yaml"
+    path = Path(issue)
+    return path if path.is_absolute() else folder / path
+
+
+def display_path(path: Path, folder: Path | None = None) -> str:
+    """A path as the user would type it: relative to the folder or cwd when possible."""
+    for base in (folder, Path.cwd()):
+        if base is None:
+            continue
+        try:
+            return str(path.resolve().relative_to(base.resolve()))
+        except ValueError:
+            continue
+    return str(path)
+
+
+def load_issue(path: Path, config: Config, folder: Path | None = None) -> LoadedIssue:
+    """Load an issue; raise ValidationError (with every problem) if it has errors."""
+    loaded = check_issue(path, config, folder)
+    if loaded.errors or loaded.issue is None:
+        raise ValidationError(loaded.problems)
+    return loaded
+
+
+def check_issue(path: Path, config: Config, folder: Path | None = None) -> LoadedIssue:
+    """Read and validate an issue file, returning the model and all problems."""
+    display = display_path(path, folder)
+    try:
+        src = read_yaml(path, display)
+    except NewsletterError as exc:
+        return LoadedIssue(path, display, None, [Problem(display, exc.line, exc.column, exc.message + (f" ({exc.hint})" if exc.hint else ""))], None)
+    builder = _IssueBuilder(src, config, path)
+    issue = builder.build()
+    return LoadedIssue(path, display, issue, builder.problems, src)
+
+
+def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str | None:
+    """The closest choice to a misspelt or shortened name, or None."""
+    lowered = word.casefold().strip()
+    if not lowered:
+        return None
+    starts = [c for c in choices if c.casefold().startswith(lowered)]
+    if len(starts) == 1:
+        return starts[0]
+    inside = [c for c in choices if lowered in c.casefold()]
+    if len(inside) == 1:
+        return inside[0]
+    folded = {c.casefold(): c for c in choices}
+    close = difflib.get_close_matches(lowered, list(folded), n=1, cutoff=0.6)
+    if close:
+        return folded[close[0]]
+    words = set(re.findall(r"\w+", lowered))
+    scored = sorted(((len(words & set(re.findall(r"\w+", c.casefold()))), c) for c in choices), reverse=True)
+    if scored and scored[0][0] > 0 and (len(scored) == 1 or scored[0][0] > scored[1][0]):
+        return scored[0][1]
+    return None
+
+
+def normalise_doi(value: str) -> str:
+    """Strip a resolver URL or ``doi:`` prefix from a DOI."""
+    return DOI_PREFIX_RE.sub("", value.strip())
+
+
+class _IssueBuilder:
+    def __init__(self, src: YamlSource, config: Config, path: Path) -> None:
+        self.src = src
+        self.config = config
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def error(self, key: tuple[Any, ...], message: str, *, at_key: bool = False) -> None:
+        self.problems.append(self.src.problem(key, message, "error", at_key=at_key))
+
+    def warn(self, key: tuple[Any, ...], message: str, *, at_key: bool = False) -> None:
+        self.problems.append(self.src.problem(key, message, "warning", at_key=at_key))
+
+    def unknown_keys(self, mapping: dict, allowed: tuple[str, ...], key: tuple[Any, ...], what: str) -> None:
+        for name in mapping:
+            if name not in allowed:
+                guess = did_you_mean(str(name), allowed)
+                hint = f" (did you mean '{guess}'?)" if guess else f"; allowed: {', '.join(allowed)}"
+                self.error(key + (name,), f"unknown field '{name}' in {what}{hint}", at_key=True)
+
+    def text(self, mapping: dict, name: str, key: tuple[Any, ...], *, required: bool, one_line: bool = False) -> str | None:
+        value = mapping.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                self.error(key, f"missing required field '{name}'")
+            return None
+        if isinstance(value, (dict, list)):
+            self.error(key + (name,), f"'{name}' must be text, not a {'list' if isinstance(value, list) else 'mapping'}")
+            return None
+        text = str(value).strip()
+        if one_line and ("\n" in text or "\r" in text):
+            self.error(key + (name,), f"'{name}' must be a single line")
+            return None
+        return text
+
+    def build(self) -> Issue | None:
+        data = self.src.data
+        if not isinstance(data, dict):
+            self.error((), "an issue file must be a mapping with month:, intro: and articles:")
+            return None
+        self.unknown_keys(data, ISSUE_KEYS, (), "the issue")
+        month = self._month(data)
+        subject = self.text(data, "subject", (), required=False, one_line=True)
+        preheader = self.text(data, "preheader", (), required=False, one_line=True)
+        intro = self.text(data, "intro", (), required=False)
+        articles = self._articles(data)
+        if any(p.is_error for p in self.problems) or month is None:
+            return None
+        drafted = intro is None
+        return Issue(
+            month=month,
+            articles=tuple(articles),
+            intro=intro if intro is not None else drafted_intro([a.title for a in articles]),
+            intro_drafted=drafted,
+            subject=subject,
+            preheader=preheader,
+        )
+
+    def _month(self, data: dict) -> str | None:
+        value = data.get("month")
+        if value is None:
+            self.error((), "missing required field 'month' (write it as YYYY-MM, e.g. month: 2021-07)")
+            return None
+        month = str(value).strip()
+        if not MONTH_RE.match(month):
+            self.error(("month",), f"month '{month}' must be written YYYY-MM, e.g. 2021-07")
+            return None
+        stem = self.path.stem
+        if stem != month:
+            self.error(("month",), f"month {month} does not match the file name '{self.path.name}'; rename the file to {month}.yaml or fix the month")
+        return month
+
+    def _articles(self, data: dict) -> list[Article]:
+        raw = data.get("articles")
+        if raw is None:
+            self.error((), "missing required field 'articles' (a list of one or more articles)")
+            return []
+        if not isinstance(raw, list) or not raw:
+            self.error(("articles",), "'articles' must be a list of one or more articles, each starting with '- title:'")
+            return []
+        articles: list[Article] = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(raw):
+            key = ("articles", i)
+            if not isinstance(item, dict):
+                self.error(key, f"article {i + 1} must be a mapping with title:, summary: and practice_implications:")
+                continue
+            article = self._article(item, key, i)
+            if article is None:
+                continue
+            folded = article.title.casefold()
+            if folded in seen:
+                self.error(key + ("title",), f"duplicate title '{article.title}' (also article {seen[folded] + 1}); each article needs its own title")
+            else:
+                seen[folded] = i
+            articles.append(article)
+        return articles
+
+    def _article(self, item: dict, key: tuple[Any, ...], index: int) -> Article | None:
+        self.unknown_keys(item, ARTICLE_KEYS, key, f"article {index + 1}")
+        title = self.text(item, "title", key, required=True, one_line=True)
+        summary = self.text(item, "summary", key, required=True)
+        implications = self.text(item, "practice_implications", key, required=True)
+        citation = self._citation(item.get("citation"), key + ("citation",))
+        topics = self._topics(item.get("topics"), key, title or f"article {index + 1}")
+        research_type = self.text(item, "research_type", key, required=False, one_line=True)
+        if research_type and research_type not in self.config.research_types:
+            guess = did_you_mean(research_type, self.config.research_types)
+            hint = f"did you mean '{guess}'?" if guess else f"use one of: {', '.join(self.config.research_types)}"
+            self.error(key + ("research_type",), f"unknown research type '{research_type}'; {hint} (the list is research_types in newsletter.yaml)")
+        if summary and len(summary.split()) > LONG_SUMMARY_WORDS:
+            self.warn(key + ("summary",), f"summary is {len(summary.split())} words; readers skim, consider under {LONG_SUMMARY_WORDS}")
+        if not (title and summary and implications):
+            return None
+        return Article(
+            title=title,
+            summary=summary,
+            practice_implications=implications,
+            citation=citation,
+            topics=topics,
+            research_type=research_type,
+        )
+
+    def _topics(self, raw: Any, key: tuple[Any, ...], label: str) -> tuple[str, ...]:
+        if raw is None or raw == []:
+            self.warn(key, f"'{label}' has no topics; it will not appear on any topic page (add topics: [...])")
+            return ()
+        if isinstance(raw, str):
+            raw = [raw]
+        if not isinstance(raw, list):
+            self.error(key + ("topics",), "'topics' must be a list, e.g. topics: [Empathy, Therapist Factors]")
+            return ()
+        topics: list[str] = []
+        for j, topic in enumerate(raw):
+            name = str(topic).strip()
+            if name in self.config.topics:
+                if name not in topics:
+                    topics.append(name)
+                continue
+            guess = did_you_mean(name, self.config.topics)
+            hint = f"did you mean '{guess}'?" if guess else "see topics in newsletter.yaml for the list"
+            self.error(key + ("topics", j), f"unknown topic '{name}'; {hint}")
+        return tuple(topics)
+
+    def _citation(self, raw: Any, key: tuple[Any, ...]) -> Citation | None:
+        if raw is None:
+            return None
+        if isinstance(raw, str):
+            raw = {"text": raw}
+        if not isinstance(raw, dict):
+            self.error(key, "'citation' must be a mapping with at least text:")
+            return None
+        self.unknown_keys(raw, CITATION_KEYS, key, "the citation")
+        text = self.text(raw, "text", key, required=True)
+        fields: dict[str, Any] = {}
+        authors = raw.get("authors")
+        if authors is not None:
+            if isinstance(authors, list) and all(isinstance(a, str) for a in authors):
+                fields["authors"] = tuple(a.strip() for a in authors)
+            else:
+                self.error(key + ("authors",), 'authors must be a list of names, e.g. ["Surname, A.", "Other, B."]')
+        year = raw.get("year")
+        if year is not None:
+            if isinstance(year, int) and 1800 <= year <= 2200:
+                fields["year"] = year
+            else:
+                self.error(key + ("year",), f"year must be a four-digit year, not '{year}'")
+        for name in ("title", "journal", "volume", "issue", "pages", "status"):
+            value = raw.get(name)
+            if value is not None:
+                fields[name] = str(value).strip()
+        doi = raw.get("doi")
+        if doi is not None:
+            normal = normalise_doi(str(doi))
+            if DOI_RE.match(normal):
+                fields["doi"] = normal
+            else:
+                self.error(key + ("doi",), f"malformed DOI '{doi}'; a DOI looks like 10.1037/pst0000123 (prefix 10., a registrant number, a slash, a suffix)")
+        url = raw.get("url")
+        if url is not None:
+            url = str(url).strip()
+            if re.match(r"^https?://\S+$", url):
+                fields["url"] = url
+            else:
+                self.error(key + ("url",), f"url must start with https:// or http://, not '{url}'")
+        if text is None:
+            return None
+        return Citation(text=text, **fields)
+
+
+def issue_paths(folder: Path) -> list[Path]:
+    """Every issue file in the folder's issues/ directory, oldest first."""
+    directory = folder / ISSUES_DIR
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob("*.yaml") if p.is_file())

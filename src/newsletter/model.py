@@ -1,0 +1,154 @@
+"""The newsletter's content as plain frozen dataclasses, with no I/O.
+
+``Issue`` is one month: an intro and one or more ``Article``s.  Positions of
+fields in the source file live beside the model (see ``load.Positions``) so the
+model stays a pure value.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+MONTH_NAMES = (
+    "January", "February", "March", "April", "May", "June", "July",
+    "August", "September", "October", "November", "December",
+)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A reference to a published article; ``text`` is always kept verbatim."""
+
+    text: str
+    authors: tuple[str, ...] = ()
+    year: int | None = None
+    title: str | None = None
+    journal: str | None = None
+    volume: str | None = None
+    issue: str | None = None
+    pages: str | None = None
+    doi: str | None = None
+    url: str | None = None
+    status: str | None = None
+
+    @property
+    def link(self) -> str | None:
+        """The best link for the article: its DOI resolver URL, else its URL."""
+        if self.doi:
+            return f"https://doi.org/{self.doi}"
+        return self.url
+
+
+@dataclass(frozen=True)
+class Article:
+    """One summarised research article."""
+
+    title: str
+    summary: str
+    practice_implications: str
+    citation: Citation | None = None
+    topics: tuple[str, ...] = ()
+    research_type: str | None = None
+
+    @property
+    def summary_paragraphs(self) -> list[str]:
+        return paragraphs(self.summary)
+
+    @property
+    def implication_paragraphs(self) -> list[str]:
+        return paragraphs(self.practice_implications)
+
+    @property
+    def slug(self) -> str:
+        return slugify(self.title)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One month of the newsletter."""
+
+    month: str  # YYYY-MM
+    articles: tuple[Article, ...]
+    intro: str
+    intro_drafted: bool = False
+    subject: str | None = None
+    preheader: str | None = None
+
+    @property
+    def year(self) -> int:
+        return int(self.month[:4])
+
+    @property
+    def month_name(self) -> str:
+        """'July 2021'."""
+        return f"{MONTH_NAMES[int(self.month[5:7]) - 1]} {self.month[:4]}"
+
+    @property
+    def intro_paragraphs(self) -> list[str]:
+        return paragraphs(self.intro)
+
+
+@dataclass(frozen=True)
+class SMTPSettings:
+    """Where the smtp sender connects; the password never lives here."""
+
+    host: str | None = None
+    port: int = 587
+    security: str = "starttls"  # none | starttls | ssl
+    username: str | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The newsletter's settings from newsletter.yaml."""
+
+    name: str
+    sender_name: str
+    sender_email: str
+    postal_address: str
+    archive_url: str
+    reply_to: str | None = None
+    unsubscribe_email: str | None = None
+    unsubscribe_url: str | None = None
+    list_id: str | None = None
+    language: str = "en"
+    topics: tuple[str, ...] = ()
+    research_types: tuple[str, ...] = ()
+    sender: str | None = None  # default sender plug-in name
+    smtp: SMTPSettings = field(default_factory=SMTPSettings)
+    rate: float | None = None
+    concurrency: int = 1
+
+    def issue_url(self, month: str) -> str:
+        """The public archive page of one month ("view in browser")."""
+        return f"{self.archive_url.rstrip('/')}/{month}/"
+
+
+def paragraphs(text: str) -> list[str]:
+    """Split text into paragraphs on blank lines, folding single newlines."""
+    blocks = re.split(r"\n[ \t]*\n", text.strip())
+    return [" ".join(line.strip() for line in b.splitlines()).strip() for b in blocks if b.strip()]
+
+
+def slugify(text: str) -> str:
+    """A lowercase ASCII slug for file names and anchors."""
+    import unicodedata
+
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug or "item"
+
+
+def drafted_intro(titles: list[str]) -> str:
+    """An intro drafted from article titles, used when an issue has none."""
+    lowered = [t.rstrip(".?!") for t in titles]
+    if not lowered:
+        return "This month I summarise recent research."
+    if len(lowered) == 1:
+        joined = lowered[0]
+    else:
+        joined = ", ".join(lowered[:-1]) + ", and " + lowered[-1] if len(lowered) > 2 else " and ".join(lowered)
+    return f"This month I summarise research on: {joined}."

@@ -1,0 +1,228 @@
+"""Render an issue to the HTML email (Jinja2 -> MJML -> HTML -> premailer) and to plain text.
+
+Templates come from the newsletter folder's ``templates/`` first and the
+packaged defaults second (a Jinja ``ChoiceLoader``), so a user overrides one
+file at a time.  ``StrictUndefined`` turns a typo in a template into an error
+that names the template and line.
+"""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import jinja2
+import mjml
+import premailer
+
+from newsletter.errors import TemplateError
+from newsletter.model import Config, Issue
+
+HTML_TEMPLATE = "email.mjml.j2"
+TEXT_TEMPLATE = "email.txt.j2"
+TEXT_WIDTH = 72
+GMAIL_CLIP_BYTES = 102 * 1024
+USER_TEMPLATES_DIR = "templates"
+
+
+@dataclass(frozen=True)
+class Personal:
+    """The parts of an email that differ per recipient."""
+
+    greeting: str | None = None
+    unsubscribe_url: str | None = None
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """An issue rendered for email: subject, preheader, HTML and plain text."""
+
+    month: str
+    subject: str
+    preheader: str | None
+    html: str
+    text: str
+
+    @property
+    def html_bytes(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+
+def default_subject(issue: Issue, config: Config) -> str:
+    """'<newsletter name> — <Month YYYY>' unless the issue sets a subject."""
+    return issue.subject or f"{config.name} — {issue.month_name}"
+
+
+def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
+    """Wrap prose at ``width`` columns without breaking words or URLs."""
+    return textwrap.fill(
+        " ".join(str(text).split()),
+        width=width,
+        initial_indent=indent if first is None else first,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+class _References:
+    """Numbers links in order of first use, for the plain-text 'Links' list."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+
+    def ref(self, url: str | None) -> str:
+        if not url:
+            return ""
+        if url not in self.urls:
+            self.urls.append(url)
+        return f"[{self.urls.index(url) + 1}]"
+
+    def listing(self) -> str:
+        return "\n".join(f"[{i}] {url}" for i, url in enumerate(self.urls, 1))
+
+
+def make_environment(folder: Path) -> jinja2.Environment:
+    """A Jinja environment: user templates over packaged ones, strict, autoescaping HTML."""
+    loader = jinja2.ChoiceLoader(
+        [
+            jinja2.FileSystemLoader(str(folder / USER_TEMPLATES_DIR)),
+            jinja2.PackageLoader("newsletter", "templates"),
+        ]
+    )
+    env = jinja2.Environment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        autoescape=_autoescape,
+        keep_trailing_newline=True,
+        auto_reload=True,
+    )
+    env.filters["wrap"] = wrap
+    return env
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is None or not name.endswith((".txt.j2", ".txt", ".css"))
+
+
+def template_files(folder: Path) -> list[Path]:
+    """Every template file that can affect rendering (for the preview's change watcher)."""
+    user = folder / USER_TEMPLATES_DIR
+    packaged = Path(__file__).parent / "templates"
+    return [p for d in (user, packaged) if d.is_dir() for p in sorted(d.iterdir()) if p.is_file()]
+
+
+class Renderer:
+    """Renders issues of one newsletter folder; reuse it across issues and recipients."""
+
+    def __init__(self, folder: Path, config: Config) -> None:
+        self.folder = folder
+        self.config = config
+        self.env = make_environment(folder)
+        logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
+
+    def render(self, issue: Issue, personal: Personal | None = None) -> RenderedEmail:
+        """Render both versions of the email for one issue."""
+        personal = personal or Personal()
+        subject = default_subject(issue, self.config)
+        context = {
+            "issue": issue,
+            "config": self.config,
+            "subject": subject,
+            "preheader": issue.preheader,
+            "greeting": personal.greeting,
+            "unsubscribe_url": personal.unsubscribe_url or self.default_unsubscribe_url(),
+            "unsubscribe_email": self.config.unsubscribe_email,
+            "view_url": self.config.issue_url(issue.month),
+        }
+        mjml_source = self._render_template(HTML_TEMPLATE, context)
+        html = self._inline(self._compile_mjml(mjml_source))
+        refs = _References()
+        text = self._render_template(
+            TEXT_TEMPLATE,
+            {**context, "ref": refs.ref, "references": refs.listing, "has_references": lambda: bool(refs.urls)},
+        )
+        return RenderedEmail(issue.month, subject, issue.preheader, html, _tidy_text(text))
+
+    def default_unsubscribe_url(self) -> str:
+        """The list-wide unsubscribe link used when no personal link is given."""
+        if self.config.unsubscribe_url:
+            return self.config.unsubscribe_url
+        return f"mailto:{self.config.unsubscribe_email}?subject=unsubscribe"
+
+    def _render_template(self, name: str, context: dict[str, Any]) -> str:
+        try:
+            return self.env.get_template(name).render(context)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(
+                f"template syntax error: {exc.message}",
+                path=exc.filename or exc.name or name,
+                line=exc.lineno,
+                hint="fix the template, or delete your copy in templates/ to use the default",
+            ) from None
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"template {exc.name} not found", path=str(self.folder / USER_TEMPLATES_DIR), hint="a template your templates include is missing") from None
+        except jinja2.UndefinedError as exc:
+            path, line = _template_frame(exc, name)
+            raise TemplateError(f"template error: {exc.message}", path=path, line=line, hint="check the variable's spelling; templates can use issue, config, subject, preheader, greeting, unsubscribe_url, view_url") from None
+        except TemplateError:
+            raise
+        except Exception as exc:  # a filter or expression failing inside a user template
+            path, line = _template_frame(exc, name)
+            raise TemplateError(f"template error: {type(exc).__name__}: {exc}", path=path, line=line) from None
+
+    def _compile_mjml(self, source: str) -> str:
+        try:
+            return mjml.mjml2html(source)
+        except Exception as exc:  # mjml-python raises plain exceptions with MRML's message
+            raise TemplateError(f"MJML could not compile the email: {exc}", path=HTML_TEMPLATE, hint="check the MJML tags in your templates/email.mjml.j2") from None
+
+    def _inline(self, html: str) -> str:
+        # keep the @media rules working: premailer's default strip_important
+        # would remove the !important that lets them beat the inlined styles.
+        inliner = premailer.Premailer(
+            html,
+            keep_style_tags=False,
+            strip_important=False,
+            disable_validation=True,
+            allow_network=False,
+            allow_loading_external_files=False,
+            cssutils_logging_level=logging.CRITICAL,
+            disable_link_rewrites=True,
+        )
+        out = inliner.transform()
+        # lxml drops the doctype mjml wrote; without it browsers use quirks mode.
+        if not out.lstrip().lower().startswith("<!doctype"):
+            out = "<!doctype html>\n" + out
+        return out
+
+
+def _template_frame(exc: BaseException, fallback: str) -> tuple[str, int | None]:
+    """The template file and line where a render error happened (Jinja rewrites tracebacks so)."""
+    found: tuple[str, int | None] = (fallback, None)
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.endswith((".j2", ".css", ".html", ".txt")):
+            found = (frame.filename, frame.lineno)
+    return found
+
+
+def _tidy_text(text: str) -> str:
+    """Collapse runs of blank lines the template's control blocks leave behind."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if not line and out and not out[-1]:
+            continue
+        out.append(line)
+    while out and not out[0]:
+        out.pop(0)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
+WrapFilter = Callable[..., str]
