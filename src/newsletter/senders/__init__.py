@@ -1,0 +1,35 @@
+"""Pluggable senders, found through the ``newsletter.senders`` entry-point group.
+
+The built-ins (``maildir``, ``smtp``) are registered the same way as third
+party senders, in pyproject.toml, the way MkDocs registers its own plugins.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Mapping
+
+from newsletter.errors import NewsletterError
+from newsletter.model import Config
+from newsletter.senders.base import Sender
+
+ENTRY_POINT_GROUP = "newsletter.senders"
+
+
+def available_senders() -> dict[str, EntryPoint]:
+    """Installed senders by name."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_sender(name: str, config: Config, folder: Path, env: Mapping[str, str]) -> Sender:
+    """Instantiate the sender called ``name``; an unknown name lists the installed ones."""
+    senders = available_senders()
+    if name not in senders:
+        known = ", ".join(sorted(senders)) or "none"
+        raise NewsletterError(f"unknown sender '{name}'; installed senders: {known}", hint="see `newsletter senders`, or install the package that provides it")
+    try:
+        cls = senders[name].load()
+    except Exception as exc:  # a broken third-party plug-in must not crash us with a traceback
+        raise NewsletterError(f"sender '{name}' could not be loaded: {type(exc).__name__}: {exc}", hint=f"reinstall the package providing {senders[name].value}") from None
+    return cls(config=config, folder=folder, env=env)
