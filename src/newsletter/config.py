@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from newsletter.addresses import is_valid_address
 from newsletter.errors import ConfigError, NewsletterError, Problem
 from newsletter.model import Config, SMTPSettings
+from newsletter.fsutil import display_path
 from newsletter.yamlsource import YamlSource, read_yaml
 
 CONFIG_NAME = "newsletter.yaml"
@@ -98,7 +99,7 @@ def check_config(folder: Path, env: Mapping[str, str] | None = None) -> tuple[Co
     """Parse and validate the config, collecting every problem instead of stopping at the first."""
     env = os.environ if env is None else env
     path = find_config(folder)
-    display = _display(path)
+    display = display_path(path, folder)
     if not path.exists():
         return None, [Problem(display, None, None, f"no {CONFIG_NAME} here; run newsletter from your newsletter folder (the one with {CONFIG_NAME} and issues/)")]
     try:
@@ -226,10 +227,3 @@ def _smtp_settings(src: YamlSource, env: Mapping[str, str], problems: list[Probl
         username=str(username) if username else None,
         timeout=float(timeout),
     )
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

@@ -31,3 +31,15 @@ def atomic_write(path: Path, data: bytes | str, *, encoding: str = "utf-8") -> N
         if isinstance(exc, OSError):
             raise NewsletterError(f"cannot write: {exc.strerror}", path=str(path)) from None
         raise
+
+
+def display_path(path: Path, folder: Path | None = None) -> str:
+    """A path as the user would type it: relative to the folder or cwd when possible."""
+    for base in (folder, Path.cwd()):
+        if base is None:
+            continue
+        try:
+            return str(path.resolve().relative_to(base.resolve()))
+        except ValueError:
+            continue
+    return str(path)

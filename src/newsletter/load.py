@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.errors import NewsletterError, Problem, ValidationError
+from newsletter.fsutil import display_path
 from newsletter.model import MONTH_RE, Article, Citation, Config, Issue, drafted_intro
 from newsletter.yamlsource import YamlSource, read_yaml
 
@@ -54,18 +55,6 @@ def resolve_issue_path(folder: Path, issue: str) -> Path:
     return path if path.is_absolute() else folder / path
 
 
-def display_path(path: Path, folder: Path | None = None) -> str:
-    """A path as the user would type it: relative to the folder or cwd when possible."""
-    for base in (folder, Path.cwd()):
-        if base is None:
-            continue
-        try:
-            return str(path.resolve().relative_to(base.resolve()))
-        except ValueError:
-            continue
-    return str(path)
-
-
 def load_issue(path: Path, config: Config, folder: Path | None = None) -> LoadedIssue:
     """Load an issue; raise ValidationError (with every problem) if it has errors."""
     loaded = check_issue(path, config, folder)
@@ -83,7 +72,8 @@ def check_issue(path: Path, config: Config, folder: Path | None = None) -> Loade
         return LoadedIssue(path, display, None, [Problem(display, exc.line, exc.column, exc.message + (f" ({exc.hint})" if exc.hint else ""))], None)
     builder = _IssueBuilder(src, config, path)
     issue = builder.build()
-    return LoadedIssue(path, display, issue, builder.problems, src)
+    problems = sorted(builder.problems, key=lambda p: (p.line or 0, p.column or 0))
+    return LoadedIssue(path, display, issue, problems, src)
 
 
 def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str | None:
@@ -201,14 +191,14 @@ class _IssueBuilder:
                 self.error(key, f"article {i + 1} must be a mapping with title:, summary: and practice_implications:")
                 continue
             article = self._article(item, key, i)
-            if article is None:
-                continue
-            folded = article.title.casefold()
-            if folded in seen:
-                self.error(key + ("title",), f"duplicate title '{article.title}' (also article {seen[folded] + 1}); each article needs its own title")
-            else:
+            title = str(item.get("title") or "").strip()
+            folded = " ".join(title.casefold().split())
+            if folded and folded in seen:
+                self.error(key + ("title",), f"duplicate title '{title}' (also article {seen[folded] + 1}); each article needs its own title")
+            elif folded:
                 seen[folded] = i
-            articles.append(article)
+            if article is not None:
+                articles.append(article)
         return articles
 
     def _article(self, item: dict, key: tuple[Any, ...], index: int) -> Article | None:
@@ -254,6 +244,8 @@ class _IssueBuilder:
                 continue
             guess = did_you_mean(name, self.config.topics)
             hint = f"did you mean '{guess}'?" if guess else "see topics in newsletter.yaml for the list"
+            if guess and "," in guess and name.casefold() in guess.casefold():
+                hint += f' A topic with commas must be quoted: ["{guess}"]'
             self.error(key + ("topics", j), f"unknown topic '{name}'; {hint}")
         return tuple(topics)
 

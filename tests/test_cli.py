@@ -1,0 +1,132 @@
+"""The command line as a user meets it: exit codes, messages, files written or not."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from newsletter.cli import main
+
+
+def run(folder: Path, *args: str):
+    return CliRunner().invoke(main, [*args, "--folder", str(folder)], catch_exceptions=False)
+
+
+def test_check_passes_on_the_examples(folder: Path) -> None:
+    result = run(folder, "check")
+    assert result.exit_code == 0, result.output
+    assert "checked 3 file(s): 0 error(s)" in result.output
+
+
+def test_check_reports_every_problem_and_fails(folder: Path) -> None:
+    (folder / "issues" / "2021-01.yaml").write_text("month: 2021-02\narticles:\n  - title: X\n    topics: [Alliance]\n", encoding="utf-8")
+    (folder / "issues" / "2021-03.yaml").write_text("month: 2021-03\narticles: [\n", encoding="utf-8")
+    result = run(folder, "check")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert "issues/2021-01.yaml:1:8: error: month 2021-02 does not match the file name '2021-01.yaml'; rename the file to 2021-02.yaml or fix the month" in lines
+    assert "issues/2021-01.yaml:3:5: error: missing required field 'summary'" in lines
+    assert "issues/2021-01.yaml:4:14: error: unknown topic 'Alliance'; did you mean 'Alliance and Therapeutic Relationship'?" in lines
+    assert any(line.startswith("issues/2021-03.yaml:3:1: error: YAML syntax error") for line in lines)
+    assert "Traceback" not in result.output
+
+
+def test_check_one_path(folder: Path) -> None:
+    result = run(folder, "check", "2026-10")
+    assert result.exit_code == 0
+    assert "checked 2 file(s)" in result.output
+
+
+def test_gmail_clipping_is_an_error(folder: Path) -> None:
+    big = "\n\n".join(["Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 20] * 30)
+    text = "month: 2021-05\narticles:\n" + "".join(
+        f"  - title: Article {i}\n    topics: [Empathy]\n    summary: |\n" + "".join(f"      {line}\n" for line in big.splitlines()) + "    practice_implications: x\n"
+        for i in range(4)
+    )
+    (folder / "issues" / "2021-05.yaml").write_text(text, encoding="utf-8")
+    result = run(folder, "check", "2021-05")
+    assert result.exit_code == 1
+    assert "issues/2021-05.yaml:1:1: error: the HTML email is" in result.output
+    assert "Gmail clips messages over 102 KB" in result.output
+    build = run(folder, "build", "2021-05")
+    assert build.exit_code == 1
+    assert not (folder / "build" / "2021-05").exists()
+
+
+def test_new_scaffolds_and_refuses_to_overwrite(folder: Path) -> None:
+    result = run(folder, "new", "2027-01")
+    assert result.exit_code == 0, result.output
+    path = folder / "issues" / "2027-01.yaml"
+    original = path.read_text(encoding="utf-8")
+    assert original.startswith("# The January 2027 issue.")
+    assert run(folder, "check", "2027-01").exit_code == 0  # the scaffold is itself valid
+    again = run(folder, "new", "2027-01")
+    assert again.exit_code == 1
+    assert "error: issues/2027-01.yaml: already exists; not overwriting it" in again.output
+    assert path.read_text(encoding="utf-8") == original
+
+
+def test_new_rejects_a_bad_month(folder: Path) -> None:
+    result = run(folder, "new", "2027-13")
+    assert result.exit_code == 1
+    assert "'2027-13' is not a month; write it as YYYY-MM, e.g. 2021-07" in result.output
+
+
+def test_build_writes_three_files(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run(folder, "build", "2026-10", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    target = out / "2026-10"
+    assert sorted(p.name for p in target.iterdir()) == ["email.html", "email.txt", "message.eml"]
+    assert "The Alliance Predicts Outcome Across Treatments" in (target / "email.txt").read_text(encoding="utf-8")
+
+
+def test_build_of_a_broken_issue_writes_nothing(folder: Path) -> None:
+    path = folder / "issues" / "2026-10.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("topics: [Empathy, Therapist Factors]", "topics: [Empathie]"), encoding="utf-8")
+    result = run(folder, "build", "2026-10")
+    assert result.exit_code == 1
+    assert "unknown topic 'Empathie'; did you mean 'Empathy'?" in result.output
+    assert not (folder / "build").exists()
+
+
+def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
+    result = run(tmp_path, "build", "2026-10")
+    assert result.exit_code == 1
+    assert "no newsletter.yaml here" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_issue_file(folder: Path) -> None:
+    result = run(folder, "build", "2030-01")
+    assert result.exit_code == 1
+    assert "issues/2030-01.yaml: error: file not found" in result.output
+
+
+def test_config_problems_are_located(folder: Path) -> None:
+    cfg = folder / "newsletter.yaml"
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("email: notes@example.org", "email: not-an-address"), encoding="utf-8")
+    result = run(folder, "check")
+    assert result.exit_code == 1
+    assert "newsletter.yaml:5:10: error: 'not-an-address' is not a valid email address" in result.output
+
+
+def test_real_subprocess_build(folder: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "newsletter", "build", "2026-11"],
+        cwd=folder, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "built build/2026-11/" in proc.stdout
+    assert (folder / "build" / "2026-11" / "message.eml").stat().st_size > 10_000
+
+
+def test_real_subprocess_error_has_no_traceback(folder: Path) -> None:
+    (folder / "issues" / "2026-11.yaml").write_text("month: [\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "newsletter", "build", "2026-11"], cwd=folder, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("issues/2026-11.yaml:2:1: error: YAML syntax error")
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,88 @@
+"""The MIME message: structure, encodings, headers, and no header injection."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import shutil
+from pathlib import Path
+
+import pytest
+
+from newsletter.build import render_issue
+from newsletter.config import load_config
+from newsletter.message import build_message, message_bytes, one_line
+
+DATA = Path(__file__).parent / "data" / "golden"
+
+
+@pytest.fixture
+def golden_folder(tmp_path: Path) -> Path:
+    target = tmp_path / "golden"
+    shutil.copytree(DATA, target)
+    return target
+
+
+def parse(raw: bytes):
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def test_structure_and_encodings(golden_folder: Path) -> None:
+    _, rendered, raw = render_issue(golden_folder, "2021-07")
+    msg = parse(raw)
+    assert msg.get_content_type() == "multipart/alternative"
+    parts = list(msg.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    for part in parts:
+        assert part.get_content_charset() == "utf-8"
+        assert part["Content-Transfer-Encoding"] == "quoted-printable"
+    assert parts[0].get_content() == rendered.text.replace("\n", "\r\n") or parts[0].get_content().replace("\r\n", "\n") == rendered.text
+    assert parts[1].get_content().replace("\r\n", "\n") == rendered.html.replace("\r\n", "\n")
+    assert msg["MIME-Version"] == "1.0"
+    for name in ("Subject", "From", "Date", "Message-ID", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post"):
+        assert msg[name], name
+
+
+def test_no_line_over_998_octets_and_crlf(golden_folder: Path) -> None:
+    _, rendered, raw = render_issue(golden_folder, "2021-07")
+    assert max(len(line) for line in rendered.html.splitlines()) > 998  # mjml's long lines...
+    lines = raw.split(b"\r\n")
+    assert max(len(line) for line in lines) <= 78  # ...are folded by quoted-printable
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    raw.decode("ascii")  # 7-bit clean on the wire
+
+
+def test_non_ascii_names_use_rfc2047(golden_folder: Path) -> None:
+    _, _, raw = render_issue(golden_folder, "2021-07")
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert "=?utf-8?" in head
+    msg = parse(raw)
+    assert str(msg["From"]) == "Karin Fagernäs <golden@example.org>"
+    assert str(msg["Subject"]) == "Golden Notes — July 2021 — Rønnestad & <friends>"
+    assert msg["List-Unsubscribe"] == "<mailto:leave@example.org?subject=unsubscribe>, <https://golden.example.org/unsubscribe>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_header_injection_is_impossible(golden_folder: Path) -> None:
+    config = load_config(golden_folder)
+    _, rendered, _ = render_issue(golden_folder, "2021-07")
+    from dataclasses import replace
+
+    evil = replace(rendered, subject="Hello\r\nBcc: victim@example.net")
+    evil_config = replace(config, sender_name="Eve\nBcc: other@example.net")
+    raw = message_bytes(build_message(evil, evil_config, to="reader@example.org"))
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nBcc:" not in head
+    msg = parse(raw)
+    assert msg["Bcc"] is None
+    assert str(msg["Subject"]) == "Hello Bcc: victim@example.net"
+
+
+def test_one_line_folds_controls() -> None:
+    assert one_line("a\r\nb\tc\x00d") == "a b c d"
+
+
+def test_message_ids_are_unique_and_in_sender_domain(golden_folder: Path) -> None:
+    ids = {parse(render_issue(golden_folder, "2021-07")[2])["Message-ID"] for _ in range(3)}
+    assert len(ids) == 3
+    assert all(i.endswith("@example.org>") for i in ids)

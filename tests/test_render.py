@@ -1,0 +1,127 @@
+"""Rendering: golden output of a fixed issue, escaping, the phone @media rules, user templates."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import load_config
+from newsletter.errors import TemplateError
+from newsletter.load import load_issue
+from newsletter.render import Personal, Renderer, wrap
+
+DATA = Path(__file__).parent / "data" / "golden"
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("NEWSLETTER_UPDATE_GOLDEN") == "1"
+
+
+@pytest.fixture
+def golden_folder(tmp_path: Path) -> Path:
+    target = tmp_path / "golden"
+    shutil.copytree(DATA, target)
+    return target
+
+
+def render(folder: Path, personal: Personal | None = None):
+    config = load_config(folder)
+    issue = load_issue(folder / "issues" / "2021-07.yaml", config, folder).issue
+    return Renderer(folder, config).render(issue, personal)
+
+
+def compare_golden(name: str, actual: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(actual, encoding="utf-8")
+    assert actual == path.read_text(encoding="utf-8"), f"{name} changed; rerun with NEWSLETTER_UPDATE_GOLDEN=1 if intended"
+
+
+def test_golden_text(golden_folder: Path) -> None:
+    compare_golden("2021-07.txt", render(golden_folder).text)
+
+
+def test_golden_html(golden_folder: Path) -> None:
+    compare_golden("2021-07.html", render(golden_folder).html)
+
+
+def test_text_lines_fit_72_columns_except_urls(golden_folder: Path) -> None:
+    for line in render(golden_folder).text.splitlines():
+        assert len(line) <= 72 or re.search(r"https?://\S{40,}", line), line
+
+
+def test_text_has_every_part_in_order(golden_folder: Path) -> None:
+    text = render(golden_folder).text
+    parts = [
+        "GOLDEN NOTES", "July 2021", "THIS MONTH...", "…I blog about", "1. The Emotionally Burdened Psychotherapist",
+        "Nissen-Lie, H. A., Orlinsky", "Practice Implications", "2. The COVID-19 Telepsychology Revolution",
+        "unsubscribe [", "1 Golden Road", "Links", "https://doi.org/10.1037/pro0000387",
+        "https://golden.example.org/archive/2021-07/", "https://golden.example.org/unsubscribe",
+    ]
+    positions = [text.index(p) for p in parts]
+    assert positions == sorted(positions)
+
+
+def test_user_text_is_escaped_in_html(golden_folder: Path) -> None:
+    html = render(golden_folder).html
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html or "&lt;script&gt;alert(\"x\")&lt;/script&gt;" in html
+    assert "<b>bold</b>" not in html
+    assert "Rønnestad &amp; &lt;friends&gt;" in html
+
+
+def test_phone_media_rules_keep_important(golden_folder: Path) -> None:
+    html = render(golden_folder).html
+    head = html[: html.index("</head>")]
+    media = re.findall(r"@media[^{]*max-width:\s*480px\)\s*\{(.*?)\}\s*\}", head, re.S)
+    assert media, "the phone @media block must stay in <head>"
+    assert re.search(r"\.article-title\s*\{\s*font-size:\s*20px\s*!important", media[0])
+    # and the inlined desktop size is on the element itself
+    assert re.search(r'<h2 class="article-title"[^>]*style="[^"]*font-size:\s*24px', html)
+
+
+def test_html_has_doctype_and_no_remote_fonts(golden_folder: Path) -> None:
+    html = render(golden_folder).html
+    assert html.lower().startswith("<!doctype html>")
+    assert "fonts.googleapis.com" not in html
+
+
+def test_personal_parts_are_used(golden_folder: Path) -> None:
+    rendered = render(golden_folder, Personal(greeting="Dear Ada,", unsubscribe_url="https://golden.example.org/u/TOKEN"))
+    assert "Dear Ada," in rendered.text and "Dear Ada," in rendered.html
+    assert "https://golden.example.org/u/TOKEN" in rendered.text
+    assert 'href="https://golden.example.org/u/TOKEN"' in rendered.html
+
+
+def test_user_template_overrides_one_file(golden_folder: Path) -> None:
+    (golden_folder / "templates").mkdir()
+    (golden_folder / "templates" / "email.txt.j2").write_text("Custom {{ issue.month_name }}\n", encoding="utf-8")
+    rendered = render(golden_folder)
+    assert rendered.text == "Custom July 2021\n"
+    assert "The Emotionally Burdened Psychotherapist" in rendered.html  # the HTML template is still the packaged one
+
+
+def test_template_typo_names_template_and_line(golden_folder: Path) -> None:
+    (golden_folder / "templates").mkdir()
+    (golden_folder / "templates" / "email.txt.j2").write_text("line one\n{{ issue.mnth }}\n", encoding="utf-8")
+    with pytest.raises(TemplateError) as info:
+        render(golden_folder)
+    assert info.value.path is not None and info.value.path.endswith("templates/email.txt.j2")
+    assert info.value.line == 2
+    assert "mnth" in info.value.message
+
+
+def test_template_syntax_error_names_line(golden_folder: Path) -> None:
+    (golden_folder / "templates").mkdir()
+    (golden_folder / "templates" / "email.txt.j2").write_text("ok\n{% if %}\n", encoding="utf-8")
+    with pytest.raises(TemplateError) as info:
+        render(golden_folder)
+    assert str(info.value).startswith(str(golden_folder / "templates" / "email.txt.j2") + ":2: template syntax error")
+
+
+def test_wrap_keeps_urls_whole() -> None:
+    url = "https://doi.org/10.1037/" + "x" * 80
+    wrapped = wrap(f"see {url} now")
+    assert url in wrapped.splitlines()
