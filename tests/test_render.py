@@ -125,3 +125,15 @@ def test_wrap_keeps_urls_whole() -> None:
     url = "https://doi.org/10.1037/" + "x" * 80
     wrapped = wrap(f"see {url} now")
     assert url in wrapped.splitlines()
+
+
+def test_citation_link_inside_text_becomes_a_link() -> None:
+    from newsletter.model import Citation
+    from newsletter.render import cite_html
+
+    inside = Citation(text="A & B (2021). <T>. J, 1. https://doi.org/10.1/x", doi="10.1/x")
+    assert str(cite_html(inside)) == 'A &amp; B (2021). &lt;T&gt;. J, 1. <a href="https://doi.org/10.1/x">https://doi.org/10.1/x</a>'
+    bare = Citation(text="A (2013). T, DOI: 10.1080/1050", doi="10.1080/1050")
+    assert str(cite_html(bare)) == 'A (2013). T, DOI: <a href="https://doi.org/10.1080/1050">10.1080/1050</a>'
+    absent = Citation(text="A (2020). T.", url="https://example.org/a?b=1&c=2")
+    assert str(cite_html(absent)) == 'A (2020). T. <a href="https://example.org/a?b=1&amp;c=2">https://example.org/a?b=1&amp;c=2</a>'

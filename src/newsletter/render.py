@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jinja2
+from markupsafe import Markup, escape
 import mjml
 import premailer
 
@@ -102,7 +103,20 @@ def make_environment(folder: Path) -> jinja2.Environment:
         auto_reload=True,
     )
     env.filters["wrap"] = wrap
+    env.filters["cite"] = cite_html
     return env
+
+
+def cite_html(citation: Any) -> Markup:
+    """A citation's text, escaped, with its DOI/URL made a link (added after the text if absent)."""
+    text, link = citation.text, citation.link
+    if not link:
+        return escape(text)
+    for shown in (link, citation.url, f"doi.org/{citation.doi}" if citation.doi else None, citation.doi):
+        if shown and shown in text:
+            before, _, after = text.partition(shown)
+            return escape(before) + Markup('<a href="{}">{}</a>').format(link, shown) + escape(after)
+    return escape(text) + Markup(' <a href="{}">{}</a>').format(link, link)
 
 
 def _autoescape(name: str | None) -> bool:
