@@ -98,6 +98,11 @@ def build_command(issue: str, out: Path | None, folder: Path) -> None:
     for warning in result.warnings:
         click.echo(str(warning), err=True)
     click.echo(f"built {result.directory}/ (email.html {result.rendered.html_bytes / 1024:.1f} KB, email.txt, message.eml)")
+    from newsletter.archive import archived_warning
+
+    warning = archived_warning(folder, result.rendered.month)
+    if warning:
+        click.echo(warning, err=True)
 
 
 @main.command("preview")
@@ -111,6 +116,18 @@ def preview_command(issue: str, port: int, open_browser: bool, folder: Path) -> 
     from newsletter.preview import serve
 
     serve(folder, issue, port=port, open_browser=open_browser, announce=click.echo)
+
+
+@main.command("archive")
+@click.argument("issue")
+@click.option("--force", is_flag=True, help="Replace an archived issue that has changed, keeping the previous version beside it.")
+@folder_option
+@user_errors
+def archive_command(issue: str, force: bool, folder: Path) -> None:
+    """Freeze ISSUE (sent some other way) into archive/YYYY-MM/; archived issues are read-only."""
+    from newsletter.archive import archive_issue
+
+    click.echo(archive_issue(folder, issue, report=None, force=force).message)
 
 
 if __name__ == "__main__":
