@@ -130,5 +130,21 @@ def archive_command(issue: str, force: bool, folder: Path) -> None:
     click.echo(archive_issue(folder, issue, report=None, force=force).message)
 
 
+@main.command("site")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: site/], replaced as a whole.")
+@click.option("--include-drafts", is_flag=True, help="Also show unsent issues from issues/, marked as drafts.")
+@folder_option
+@user_errors
+def site_command(out: Path | None, include_drafts: bool, folder: Path) -> None:
+    """Write the static web archive (by month, topic and research type, with Atom feeds) from archive/."""
+    from newsletter.site import build_site
+
+    result = build_site(folder, out, include_drafts=include_drafts)
+    for warning in result.warnings:
+        click.echo(str(warning), err=True)
+    drafts = f" and {result.drafts} draft(s)" if include_drafts else ""
+    click.echo(f"wrote {result.directory}/: {result.issues} archived issue(s){drafts}, {result.articles} article(s), {result.pages} page(s); open {result.directory}/index.html")
+
+
 if __name__ == "__main__":
     main()
