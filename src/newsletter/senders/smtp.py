@@ -1,0 +1,511 @@
+"""The ``smtp`` sender: hands messages to an SMTP server over long-lived, reused connections.
+
+Written on sockets and ``ssl`` rather than ``smtplib`` because the send loop
+needs exact outcome classification (was the final "." sent before the
+connection died?) and speed: one write for MAIL/RCPT/DATA when the server
+offers PIPELINING, dot-stuffing with one ``bytes.replace`` and the whole
+message in one ``sendall`` (smtplib runs a regex over every message).
+
+Outcomes of ``deliver``:
+
+- 2xx after the data: the reply is returned.
+- 4xx anywhere (421, 451 greylisting, 452 ...), a refused or lost connection
+  or a timeout before the data was completely sent: ``TemporaryFailure``.
+- 5xx for the recipient or the message: ``PermanentFailure``.
+- the connection lost or timed out after the final "." but before the reply:
+  ``UncertainDelivery`` (the server may have accepted the message).
+
+After a 421 or a lost connection the connection object reconnects by itself
+on its next ``deliver``.  Problems that no retry can fix (the login refused,
+TLS not offered or not verifiable, the sender address refused) raise
+``SendError`` so the loop stops instead of failing every recipient.
+
+The password comes only from ``NEWSLETTER_SMTP_PASSWORD`` or a prompt
+callback, and never appears in a message, a reply or an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+import socket
+import ssl
+import threading
+from pathlib import Path
+from typing import Callable, ClassVar, Mapping
+
+from newsletter.errors import ConfigError, SendError
+from newsletter.model import Config, SMTPSettings
+from newsletter.senders.base import DeliveryError, PermanentFailure, TemporaryFailure, UncertainDelivery
+
+PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
+CAFILE_ENV = "NEWSLETTER_SMTP_CAFILE"
+MAX_LINE = 64 * 1024  # a reply line longer than this is not SMTP
+QUIT_TIMEOUT = 2.0
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and the name localhost (no DNS lookup: nothing leaves the machine)."""
+    name = host.strip("[]").lower()
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return name in _LOOPBACK_NAMES or name.endswith(".localhost")
+
+
+def wire_data(message: bytes) -> bytes:
+    """The DATA payload: CRLF line ends, dot-stuffed (RFC 5321 4.5.2), ending in CRLF.CRLF.
+
+    Messages from ``message.message_bytes`` are already CRLF, so the common path is
+    two byte counts and one search, all in C (a ``bytes.replace`` costs twice as much).
+    A dot is doubled after every LF, not only after CRLF, so no bare-LF trick can end
+    the data early on a lenient server (SMTP smuggling).
+    """
+    if message.count(b"\r") != message.count(b"\n"):
+        message = _LINE_END.sub(b"\r\n", message)
+    parts = [b"."] if message.startswith(b".") else []
+    start = 0
+    found = message.find(b"\n.")
+    while found >= 0:
+        parts.append(message[start : found + 1])
+        parts.append(b".")
+        start = found + 1
+        found = message.find(b"\n.", found + 2)
+    parts.append(message[start:] if start else message)
+    if not message.endswith(b"\r\n"):
+        parts.append(b"\r\n")
+    parts.append(b".\r\n")
+    return b"".join(parts)
+
+
+_UNSAFE_IN_ADDRESS = re.compile(r"[\x00-\x20<>\x7f]")
+
+
+def check_envelope_address(address: str) -> bytes:
+    """The address as it goes into MAIL FROM/RCPT TO; refuse anything that could break the command."""
+    if not address or len(address) > 254 or _UNSAFE_IN_ADDRESS.search(address):
+        raise PermanentFailure(f"refused to send to {address!r}: not a plain email address (no spaces, line breaks or angle brackets)")
+    return address.encode("utf-8")
+
+
+class _Transient(Exception):
+    """Setting up a session failed in a way a later retry may fix (refused, timed out, 4xx)."""
+
+    def __init__(self, text: str, code: int | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+
+
+class _Dropped(OSError):
+    """The server closed the connection."""
+
+
+class SMTPSender:
+    """Delivers through an SMTP server configured in newsletter.yaml / NEWSLETTER_SMTP_* variables."""
+
+    name: ClassVar[str] = "smtp"
+    description: ClassVar[str] = "an SMTP server (a provider's relay or a local Postfix); connections are reused"
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        folder: Path,
+        env: Mapping[str, str],
+        password_prompt: Callable[[], str] | None = None,
+    ) -> None:
+        self.config = config
+        self.folder = folder
+        self.settings: SMTPSettings = config.smtp
+        self.password_prompt = password_prompt
+        self._password: str | None = env.get(PASSWORD_ENV) or None
+        self._password_lock = threading.Lock()
+        self._cafile = env.get(CAFILE_ENV) or None
+        settings = self.settings
+        if not settings.host:
+            raise ConfigError(
+                "the smtp sender needs a server: set smtp.host in newsletter.yaml or NEWSLETTER_SMTP_HOST",
+                path="newsletter.yaml",
+                hint="or use the maildir sender (--sender maildir) to write a local outbox",
+            )
+        if self._password and not settings.username:
+            raise ConfigError(
+                f"{PASSWORD_ENV} is set but no SMTP username is configured",
+                path="newsletter.yaml",
+                hint="set smtp.username or NEWSLETTER_SMTP_USERNAME too, or unset the password",
+            )
+        if settings.username and settings.security == "none" and not is_loopback(settings.host):
+            # Checked before any connection is made, so the password never crosses the network in clear.
+            raise ConfigError(
+                f"refusing to log in to {self.server} over an unencrypted connection (security: none): "
+                "the password would cross the network in clear text",
+                path="newsletter.yaml",
+                hint="set smtp.security to starttls (port 587) or ssl (port 465), or NEWSLETTER_SMTP_SECURITY",
+            )
+
+    @property
+    def server(self) -> str:
+        """host:port, for messages."""
+        host = self.settings.host or ""
+        return f"[{host}]:{self.settings.port}" if ":" in host else f"{host}:{self.settings.port}"
+
+    def describe(self) -> str:
+        """'SMTP smtp.example.org:587 (starttls, as notes@example.org)': no secrets."""
+        login = f", as {self.settings.username}" if self.settings.username else ""
+        return f"SMTP {self.server} ({self.settings.security}{login})"
+
+    def connect(self) -> "SMTPConnection":
+        """Open a session now (greeting, EHLO, TLS, login); raise SendError naming host:port on failure."""
+        connection = SMTPConnection(self)
+        try:
+            connection.open()
+        except _Transient as exc:
+            raise SendError(f"cannot connect to {self.server}: {exc.text}", hint="check smtp.host and smtp.port (or NEWSLETTER_SMTP_HOST/PORT) and that the server is running") from None
+        return connection
+
+    def password(self) -> str:
+        """The password from the environment or the prompt (asked once, shared by all connections)."""
+        with self._password_lock:
+            if self._password is None:
+                if self.password_prompt is None:
+                    raise SendError(
+                        f"{self.server} needs a password for {self.settings.username} and none was given",
+                        hint=f"set {PASSWORD_ENV} (it is never read from newsletter.yaml)",
+                    )
+                self._password = self.password_prompt()
+            return self._password
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A verifying TLS context; NEWSLETTER_SMTP_CAFILE adds a private CA (e.g. a company relay's)."""
+        context = ssl.create_default_context()
+        if self._cafile:
+            try:
+                context.load_verify_locations(cafile=self._cafile)
+            except (OSError, ssl.SSLError) as exc:
+                raise SendError(f"cannot read the CA file {self._cafile}: {exc}", hint=f"fix or unset {CAFILE_ENV}") from None
+        return context
+
+
+class SMTPConnection:
+    """One SMTP session reused for many messages; used by one thread at a time."""
+
+    def __init__(self, sender: SMTPSender) -> None:
+        self.sender = sender
+        self.server = sender.server
+        self._sock: socket.socket | None = None
+        self._buffer = bytearray()
+        self._extensions: dict[str, str] = {}
+        self._needs_rset = False
+        self.sessions = 0  # how many times this connection (re)connected, for reports and tests
+
+    # -- session setup -------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect, read the greeting, EHLO, STARTTLS/SSL and AUTH as configured."""
+        settings = self.sender.settings
+        assert settings.host
+        self._discard()
+        try:
+            sock = socket.create_connection((settings.host, settings.port), timeout=settings.timeout)
+        except socket.timeout:
+            raise _Transient(f"connection timed out after {settings.timeout:g} s") from None
+        except OSError as exc:
+            raise _Transient(_os_error_text(exc)) from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._buffer.clear()
+        try:
+            if settings.security == "ssl":
+                self._sock = self._wrap_tls(sock)
+            code, text = self._read_reply()
+            if code != 220:
+                self._setup_refused("greeted with", code, text)
+            self._ehlo()
+            if settings.security == "starttls":
+                if "starttls" not in self._extensions:
+                    raise SendError(f"{self.server} does not offer STARTTLS, and security is starttls", hint="use security: ssl (port 465) if the server expects TLS from the start; never none over the internet")
+                self._send(b"STARTTLS\r\n")
+                code, text = self._read_reply()
+                if code != 220:
+                    self._setup_refused("refused STARTTLS with", code, text)
+                if self._buffer:
+                    raise SendError(f"{self.server} sent data before the TLS handshake (a STARTTLS injection attempt?)")
+                self._sock = self._wrap_tls(self._sock)
+                self._ehlo()  # RFC 3207: forget what was learnt before TLS
+            if settings.username:
+                self._login(settings.username)
+        except socket.timeout:
+            self._discard()
+            raise _Transient(f"timed out after {settings.timeout:g} s while setting up the session") from None
+        except _Dropped:
+            self._discard()
+            raise _Transient("closed the connection while setting up the session") from None
+        except OSError as exc:
+            self._discard()
+            raise _Transient(_os_error_text(exc)) from None
+        except BaseException:
+            self._discard()
+            raise
+        self._needs_rset = False
+        self.sessions += 1
+
+    def _wrap_tls(self, sock: socket.socket) -> ssl.SSLSocket:
+        host = self.sender.settings.host or ""
+        try:
+            return self.sender.ssl_context().wrap_socket(sock, server_hostname=host.strip("[]"))
+        except ssl.SSLCertVerificationError as exc:
+            raise SendError(f"the TLS certificate of {self.server} could not be verified: {exc.verify_message}", hint=f"check smtp.host is the name on the server's certificate; for a private CA set {CAFILE_ENV}") from None
+        except ssl.SSLError as exc:
+            raise SendError(f"TLS with {self.server} failed: {exc.reason or exc}", hint="check smtp.security and smtp.port: ssl is usually port 465, starttls port 587") from None
+
+    def _ehlo(self) -> None:
+        name = _helo_name(self._sock)
+        self._send(b"EHLO " + name + b"\r\n")
+        code, text = self._read_reply()
+        if code == 250:
+            self._extensions = {}
+            for line in text.split("\n")[1:]:
+                keyword, _, params = line.strip().partition(" ")
+                if keyword:
+                    self._extensions[keyword.lower()] = params
+            return
+        if code == 421:
+            raise _Transient(f"{code} {text}", code)
+        # A server without ESMTP: fall back to HELO (no pipelining, no TLS, no AUTH).
+        self._send(b"HELO " + name + b"\r\n")
+        code, text = self._read_reply()
+        if code != 250:
+            self._setup_refused("refused HELO with", code, text)
+        self._extensions = {}
+
+    def _login(self, username: str) -> None:
+        mechanisms = self._extensions.get("auth", "").upper().split()
+        if "auth" not in self._extensions:
+            raise SendError(f"{self.server} does not offer authentication (AUTH) on this connection", hint="check smtp.port and smtp.security; servers usually offer AUTH only after STARTTLS")
+        password = self.sender.password()
+        user = username.encode("utf-8")
+        if "PLAIN" in mechanisms:
+            token = base64.b64encode(b"\0" + user + b"\0" + password.encode("utf-8"))
+            self._send(b"AUTH PLAIN " + token + b"\r\n")
+            code, text = self._read_reply()
+        elif "LOGIN" in mechanisms:
+            self._send(b"AUTH LOGIN\r\n")
+            code, text = self._read_reply()
+            if code == 334:
+                self._send(base64.b64encode(user) + b"\r\n")
+                code, text = self._read_reply()
+            if code == 334:
+                self._send(base64.b64encode(password.encode("utf-8")) + b"\r\n")
+                code, text = self._read_reply()
+        else:
+            raise SendError(f"{self.server} offers only AUTH {' '.join(mechanisms) or '(none)'}; newsletter supports PLAIN and LOGIN")
+        if code == 235:
+            return
+        if code == 334:  # the server wants more than we have: cancel the exchange
+            self._send(b"*\r\n")
+            code, text = self._read_reply()
+        if 400 <= code < 500:
+            raise _Transient(f"login temporarily failed: {code} {text}", code)
+        raise SendError(f"{self.server} refused the login for {username}: {code} {text}", hint=f"check smtp.username and {PASSWORD_ENV}")
+
+    def _setup_refused(self, what: str, code: int, text: str) -> None:
+        if 400 <= code < 500:
+            raise _Transient(f"{what} {code} {text}", code)
+        raise SendError(f"{self.server} {what} {code} {text}", hint="the server refuses this client; check smtp.host and smtp.port")
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    def deliver(self, envelope_from: str, recipient: str, message: bytes) -> str:
+        """Hand over one message; return the server's '250 ...' reply or raise a DeliveryError."""
+        sender_arg = check_envelope_address(envelope_from)
+        recipient_arg = check_envelope_address(recipient)
+        payload = wire_data(message)
+        if self._sock is None:
+            try:
+                self.open()
+            except _Transient as exc:
+                raise TemporaryFailure(f"{self.server}: {exc.text}", exc.code) from None
+        params = b""
+        if not message.isascii() and "8bitmime" in self._extensions:
+            params += b" BODY=8BITMIME"
+        if not (sender_arg.isascii() and recipient_arg.isascii()):
+            if "smtputf8" not in self._extensions:
+                raise PermanentFailure(f"{self.server}: the server does not support SMTPUTF8, needed for the address {recipient}")
+            params += b" SMTPUTF8"
+        commands = [b"MAIL FROM:<" + sender_arg + b">" + params + b"\r\n", b"RCPT TO:<" + recipient_arg + b">\r\n", b"DATA\r\n"]
+        data_sent = False
+        try:
+            if "pipelining" in self._extensions:
+                replies = self._pipelined(commands)
+            else:
+                replies = self._one_by_one(commands)
+            failed = _first_failure(replies)
+            if failed is not None:
+                if replies[2][0] == 354:  # a server that accepted DATA anyway: end it empty, then reset
+                    self._send(b".\r\n")
+                    self._read_reply()
+                self._needs_rset = True
+                stage, code, text = failed
+                if stage == "MAIL" and code >= 500:
+                    raise SendError(f"{self.server} refused the sender address {envelope_from}: {code} {text}", hint="check sender.email in newsletter.yaml is an address this server lets you send from")
+                raise self._failure(code, text)
+            self._send(payload)
+            data_sent = True
+            code, text = self._read_reply()
+        except DeliveryError:
+            raise
+        except (OSError, _Dropped) as exc:
+            what = "timed out" if isinstance(exc, socket.timeout) else ("closed the connection" if isinstance(exc, _Dropped) else _os_error_text(exc))
+            self._discard()
+            if data_sent:
+                raise UncertainDelivery(f"{self.server}: {what} after the whole message was sent, before the server replied; it may have been delivered") from None
+            raise TemporaryFailure(f"{self.server}: {what} before the message was handed over") from None
+        if 200 <= code < 300:
+            return f"{code} {text}"
+        raise self._failure(code, text)
+
+    def _pipelined(self, commands: list[bytes]) -> list[tuple[int, str]]:
+        """RFC 2920: one write for [RSET] MAIL RCPT DATA, then their replies in order."""
+        rset = self._needs_rset
+        self._send(b"".join(([b"RSET\r\n"] if rset else []) + commands))
+        if rset:
+            self._needs_rset = False
+            code, text = self._read_reply()
+            if code == 421:
+                raise self._failure(code, text)
+        replies = []
+        for _ in commands:
+            code, text = self._read_reply()
+            if code == 421:
+                raise self._failure(code, text)
+            replies.append((code, text))
+        return replies
+
+    def _one_by_one(self, commands: list[bytes]) -> list[tuple[int, str]]:
+        """Without PIPELINING: each command waits for its reply; stop at the first failure."""
+        if self._needs_rset:
+            self._needs_rset = False
+            self._send(b"RSET\r\n")
+            code, text = self._read_reply()
+            if code == 421:
+                raise self._failure(code, text)
+        replies = []
+        for command in commands:
+            self._send(command)
+            code, text = self._read_reply()
+            if code == 421:
+                raise self._failure(code, text)
+            replies.append((code, text))
+            if code >= 400:
+                break
+        return replies + [(0, "not sent")] * (len(commands) - len(replies))
+
+    def _failure(self, code: int, text: str) -> DeliveryError:
+        """The DeliveryError for a negative reply; 421 also means the server is closing the session."""
+        reply = f"{self.server}: {code} {text}"
+        if code == 421:
+            self._discard()
+        if 400 <= code < 500:
+            return TemporaryFailure(reply, code)
+        if code >= 500:
+            return PermanentFailure(reply, code)
+        return TemporaryFailure(f"{self.server}: unexpected reply {code} {text}", code)
+
+    # -- wire ----------------------------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        if self._sock is None:
+            raise _Dropped("not connected")
+        self._sock.sendall(data)
+
+    def _read_reply(self) -> tuple[int, str]:
+        """One (possibly multi-line) reply: code and the text lines joined by newlines."""
+        lines: list[str] = []
+        while True:
+            line = self._read_line()
+            if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3:4] not in b" -"):
+                raise _Dropped(f"not an SMTP reply: {line[:80]!r}")
+            lines.append(line[4:].decode("utf-8", "replace").strip())
+            if line[3:4] != b"-":
+                return int(line[:3]), "\n".join(lines)
+
+    def _read_line(self) -> bytes:
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self._buffer[:end]).rstrip(b"\r")
+                del self._buffer[: end + 1]
+                return line
+            if len(self._buffer) > MAX_LINE:
+                raise _Dropped("reply line too long")
+            if self._sock is None:
+                raise _Dropped("not connected")
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise _Dropped("connection closed by the server")
+            self._buffer += chunk
+
+    def _discard(self) -> None:
+        """Forget the socket without talking (after errors); the next deliver reconnects."""
+        sock, self._sock = self._sock, None
+        self._buffer.clear()
+        self._extensions = {}
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """QUIT politely and close; never raises."""
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            sock.settimeout(min(QUIT_TIMEOUT, self.sender.settings.timeout))
+            sock.sendall(b"QUIT\r\n")
+            self._read_reply()
+        except (OSError, _Dropped):
+            pass
+        finally:
+            self._discard()
+
+    def __enter__(self) -> "SMTPConnection":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _first_failure(replies: list[tuple[int, str]]) -> tuple[str, int, str] | None:
+    """The first of the MAIL, RCPT, DATA replies that is not a success, with its stage."""
+    for stage, (code, text), wanted in zip(("MAIL", "RCPT", "DATA"), replies, ((200, 300), (200, 300), (354, 355))):
+        if not wanted[0] <= code < wanted[1]:
+            return stage, code, text
+    return None
+
+
+def _helo_name(sock: socket.socket | None) -> bytes:
+    """Our name for EHLO: the host name if it is fully qualified, else our address literal (no DNS)."""
+    hostname = socket.gethostname()
+    if "." in hostname and hostname.isascii():
+        return hostname.encode("ascii")
+    try:
+        address = sock.getsockname()[0] if sock is not None else "127.0.0.1"
+    except OSError:
+        address = "127.0.0.1"
+    return (f"[IPv6:{address}]" if ":" in address else f"[{address}]").encode("ascii")
+
+
+def _os_error_text(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the server running on that port?)"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name ({exc.strerror})"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+        return "connection lost"
+    return exc.strerror or str(exc) or type(exc).__name__
