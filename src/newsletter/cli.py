@@ -146,5 +146,22 @@ def site_command(out: Path | None, include_drafts: bool, folder: Path) -> None:
     click.echo(f"wrote {result.directory}/: {result.issues} archived issue(s){drafts}, {result.articles} article(s), {result.pages} page(s); open {result.directory}/index.html")
 
 
+@main.command("senders")
+@folder_option
+@user_errors
+def senders_command(folder: Path) -> None:
+    """List the installed senders (plug-ins in the newsletter.senders entry-point group)."""
+    from newsletter.senders import describe_senders
+
+    infos = describe_senders()
+    width = max((len(info.name) for info in infos), default=0)
+    for info in infos:
+        origin = f"{info.module} (from {info.distribution})" if info.distribution else info.module
+        click.echo(f"{info.name.ljust(width)}  {info.description}\n{' ' * width}  {origin}")
+    if not infos:
+        click.echo("no senders installed; reinstall newsletter", err=True)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -6,6 +6,7 @@ party senders, in pyproject.toml, the way MkDocs registers its own plugins.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Mapping
@@ -20,6 +21,32 @@ ENTRY_POINT_GROUP = "newsletter.senders"
 def available_senders() -> dict[str, EntryPoint]:
     """Installed senders by name."""
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+@dataclass(frozen=True)
+class SenderInfo:
+    """One installed sender, for `newsletter senders`."""
+
+    name: str
+    description: str
+    module: str  # the entry point's target, e.g. 'newsletter.senders.smtp:SMTPSender'
+    distribution: str | None  # the installed package that registers it
+    loadable: bool = True
+
+
+def describe_senders() -> list[SenderInfo]:
+    """Every installed sender by name, with its description; a broken plug-in is listed, not fatal."""
+    infos = []
+    for name, ep in sorted(available_senders().items()):
+        dist = ep.dist.name if ep.dist is not None else None
+        try:
+            description = str(getattr(ep.load(), "description", "")) or "(no description)"
+            loadable = True
+        except Exception as exc:  # a third-party plug-in that fails to import
+            description = f"cannot be loaded: {type(exc).__name__}: {exc}"
+            loadable = False
+        infos.append(SenderInfo(name, description, ep.value, dist, loadable))
+    return infos
 
 
 def load_sender(name: str, config: Config, folder: Path, env: Mapping[str, str]) -> Sender:
