@@ -1,0 +1,352 @@
+"""Personalise one rendered issue for many recipients by filling slots in pre-encoded bytes.
+
+Rendering (~80 ms) and building a MIME message with the ``email`` package
+(~6 ms) happen once per issue.  The issue is rendered with placeholder tokens
+for the greeting and the unsubscribe link, the message is built once with
+placeholder headers, and its encoded bytes are split into a ``Template``: a
+list of literal byte chunks and named slots.  Per recipient only the slots are
+encoded and the chunks joined (tens of microseconds).
+
+Quoted-printable bodies are encoded here, not by the ``email`` package, so
+that every slot starts at the beginning of an encoded line and ends with a soft
+line break ("=" CRLF): a slot's value is then encoded on its own, can be of any
+length, and never disturbs its neighbours, and no encoded line exceeds 76
+characters.  Each value is encoded for its context: HTML-escaped in the HTML
+part (the same escaping lxml writes, so the result parses like a message built
+the slow way), wrapped like the template's ``wrap`` filter in the text part,
+RFC 2047 in the To header.  Names went through ``message.one_line`` so a CR or
+LF can never start a header line.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import hashlib
+import hmac
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+from newsletter.addresses import domain_of
+from newsletter.message import WIRE_POLICY, build_message, list_unsubscribe, mailbox, message_bytes, one_line
+from newsletter.model import Config, Issue
+from newsletter.render import Personal, RenderedEmail, Renderer, wrap
+
+NEUTRAL_GREETING = "Dear reader,"
+TOKEN_QUERY = "t"
+_PLACEHOLDER_ADDRESS = "placeholder@placeholder.invalid"
+_PLACEHOLDER_URL = "https://placeholder.invalid/unsubscribe"
+_HEADER_SLOTS = {b"to": "to", b"date": "date", b"message-id": "message_id", b"list-unsubscribe": "list_unsubscribe"}
+# Display names that need neither quoting nor encoding (RFC 5322 atext words).
+_PLAIN_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_QUOTABLE = re.compile(r"^[\x20-\x7e]+$")
+
+
+# -- signed unsubscribe tokens ------------------------------------------------------------------
+
+
+def unsubscribe_token(secret: bytes, address: str) -> str:
+    """'<base64url address>.<base64url HMAC-SHA256(secret, lowercased address)[:16]>', URL-safe."""
+    mac = hmac.new(secret, address.lower().encode("utf-8"), hashlib.sha256).digest()[:16]
+    return f"{_b64(address.encode('utf-8'))}.{_b64(mac)}"
+
+
+def verify_token(secret: bytes, token: str) -> str | None:
+    """The address a token was made for, or None when it was not signed with ``secret``."""
+    try:
+        encoded, _, mac = token.partition(".")
+        address = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return address if hmac.compare_digest(unsubscribe_token(secret, address), token) else None
+
+
+def personal_unsubscribe_url(base: str, secret: bytes, address: str) -> str:
+    """The configured https unsubscribe URL with ?t=<signed token> (only URL-safe characters)."""
+    return f"{base}{'&' if '?' in base else '?'}{TOKEN_QUERY}={unsubscribe_token(secret, address)}"
+
+
+def greeting_for(name: str | None) -> str:
+    """'Dear <name>,' when the name is known, else a neutral greeting."""
+    name = one_line(name or "")
+    return f"Dear {name}," if name else NEUTRAL_GREETING
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+# -- quoted-printable with slots ----------------------------------------------------------------
+
+_QP_CHAR = [chr(b) if (33 <= b <= 126 and b != 61) or b in (9, 32) else f"={b:02X}" for b in range(256)]
+QP_LINE = 76
+
+
+def qp_encode(text: str, *, soft_end: bool) -> bytes:
+    """Quoted-printable of ``text`` starting at column 0; a last unterminated line ends in a soft break.
+
+    Lines end in CRLF, no encoded line is longer than 76 characters, and
+    spaces or tabs before a hard line break are encoded (RFC 2045 rule 3).
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    last = lines.pop()  # "" when the text ends with a newline
+    out: list[str] = []
+    for line in lines:
+        _encode_line(line.encode("utf-8"), out, hard=True)
+    if last:
+        _encode_line(last.encode("utf-8"), out, hard=not soft_end)
+    return "".join(out).encode("ascii")
+
+
+def _encode_line(data: bytes, out: list[str], *, hard: bool) -> None:
+    pieces = [_QP_CHAR[b] for b in data]
+    if hard and pieces and pieces[-1] in (" ", "\t"):
+        pieces[-1] = f"={ord(pieces[-1]):02X}"
+    column = 0
+    for piece in pieces:
+        if column + len(piece) > QP_LINE - 1:  # keep room for the "=" of a soft break
+            out.append("=\r\n")
+            column = 0
+        out.append(piece)
+        column += len(piece)
+    out.append("\r\n" if hard else "=\r\n")
+
+
+def html_text(value: str) -> str:
+    """Escape for HTML text as lxml serialises it (& < > only)."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def html_attribute(value: str) -> str:
+    """Escape for a double-quoted HTML attribute as lxml serialises it."""
+    return html_text(value).replace('"', "&quot;")
+
+
+# -- headers ------------------------------------------------------------------------------------
+
+
+def to_header(name: str | None, address: str) -> bytes:
+    """The folded 'To:' line: plain names written directly, anything else through the email package."""
+    name = one_line(name or "")
+    if not name:
+        line = f"To: {address}\r\n"
+    elif _PLAIN_PHRASE.match(name):
+        line = f"To: {name} <{address}>\r\n"
+    elif _QUOTABLE.match(name):
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        line = f'To: "{quoted}" <{address}>\r\n'
+    else:
+        words = _encoded_words(name)
+        if words is not None:
+            return _fold(["To:", *words, f"<{address}>"])
+        line = ""
+    if not line or len(line) > 78:
+        # long but plain: let the email package fold it (rare, so its cost does not matter)
+        return WIRE_POLICY.header_factory("To", mailbox(name, address)).fold(policy=WIRE_POLICY).encode("ascii")
+    return line.encode("ascii")
+
+
+_Q_CHAR = [chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) == "-") else ("_" if b == 32 else f"={b:02X}") for b in range(256)]
+_WORD_ROOM = 75 - len("=?utf-8?q??=")
+
+
+def _encoded_words(name: str) -> list[str] | None:
+    """The display name as atoms and RFC 2047 Q encoded-words (None if one would pass 75 characters).
+
+    Runs of words needing encoding go into one encoded-word, spaces included,
+    because whitespace between two adjacent encoded-words is not displayed.
+    """
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> bool:
+        if run:
+            encoded = "".join(_Q_CHAR[b] for b in " ".join(run).encode("utf-8"))
+            if len(encoded) > _WORD_ROOM:
+                return False
+            out.append(f"=?utf-8?q?{encoded}?=")
+            run.clear()
+        return True
+
+    for word in name.split(" "):
+        if _PLAIN_PHRASE.match(word):
+            if not flush():
+                return None
+            out.append(word)
+        else:
+            run.append(word)
+    return out if flush() else None
+
+
+def _fold(tokens: list[str]) -> bytes:
+    """Join header tokens with spaces, starting a continuation line before a token that would pass 78."""
+    lines = [tokens[0]]
+    for token in tokens[1:]:
+        if len(lines[-1]) + 1 + len(token) > 78:
+            lines.append(" " + token)
+        else:
+            lines[-1] += " " + token
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+def list_unsubscribe_header(config: Config, https_url: str | None) -> bytes:
+    """'List-Unsubscribe:' with mailto and https, one URL per line when it is long (URLs cannot fold)."""
+    value, _ = list_unsubscribe(config, https_url)
+    line = f"List-Unsubscribe: {value}\r\n"
+    if len(line) > 80:
+        line = "List-Unsubscribe: " + ",\r\n ".join(value.split(", ")) + "\r\n"
+    return line.encode("ascii")
+
+
+class _DateCache:
+    """The Date header, formatted at most once per second."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.line = b""
+
+    def line_for(self, when: float) -> bytes:
+        second = int(when)
+        if second != self.second:
+            text = email.utils.format_datetime(datetime.fromtimestamp(second, tz=timezone.utc))
+            self.second, self.line = second, f"Date: {text}\r\n".encode("ascii")
+        return self.line
+
+
+# -- the template -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Personalised:
+    """One recipient's message: its Message-ID and the bytes to hand over."""
+
+    message_id: str
+    data: bytes
+
+
+class Personaliser:
+    """Renders an issue once and produces each recipient's message bytes cheaply."""
+
+    def __init__(self, renderer: Renderer, issue: Issue, config: Config, secret: bytes, *, subject_prefix: str = "") -> None:
+        self.config = config
+        self.secret = secret
+        self.domain = domain_of(config.sender_email)
+        self.base_url = config.unsubscribe_url  # None: only mailto, nothing per recipient in the link
+        nonce = secrets.token_hex(6)
+        self._greeting_token = f"nlslotgreeting{nonce}"
+        self._url_token = f"nlslotunsubscribe{nonce}"
+        tokens = renderer.render(
+            issue, Personal(greeting=self._greeting_token, unsubscribe_url=self._url_token if self.base_url else None)
+        )
+        self.rendered = tokens
+        self.subject = one_line(subject_prefix + tokens.subject)
+        text_marker, html_marker = f"nlslotbodytext{nonce}", f"nlslotbodyhtml{nonce}"
+        skeleton = replace(tokens, text=text_marker + "\n", html=html_marker + "\n")
+        msg = build_message(
+            skeleton, config, to=_PLACEHOLDER_ADDRESS, subject_prefix=subject_prefix,
+            message_id=f"<placeholder@{self.domain}>", date=0,
+            unsubscribe_url=_PLACEHOLDER_URL if self.base_url else None,
+        )
+        raw = message_bytes(msg)
+        self._parts: list[bytes | str] = []
+        head, sep, body = raw.partition(b"\r\n\r\n")
+        for field in _header_fields(head + b"\r\n"):
+            slot = _HEADER_SLOTS.get(field.split(b":", 1)[0].strip().lower())
+            if slot == "list_unsubscribe" and not self.base_url:
+                slot = None
+            self._parts.append(slot if slot else field)
+        self._parts.append(b"\r\n")
+        for piece in re.split(f"({text_marker}|{html_marker})\r\n".encode("ascii"), body):
+            if piece == text_marker.encode("ascii"):
+                self._add_body(tokens.text, html=False)
+            elif piece == html_marker.encode("ascii"):
+                self._add_body(tokens.html, html=True)
+            elif piece:
+                self._parts.append(piece)
+        self._parts = _merge_literals(self._parts)
+        self._dates = _DateCache()
+        self.slots = [p for p in self._parts if isinstance(p, str)]
+
+    def _add_body(self, body: str, *, html: bool) -> None:
+        if not body.endswith("\n"):
+            body += "\n"
+        for piece in re.split(f"({self._greeting_token}|{self._url_token})", body):
+            if piece == self._greeting_token:
+                self._parts.append("greeting_html" if html else "greeting_text")
+            elif piece == self._url_token:
+                self._parts.append("url_html" if html else "url_text")
+            elif piece:
+                self._parts.append(qp_encode(piece, soft_end=True))
+
+    def unsubscribe_url(self, address: str) -> str | None:
+        """This recipient's signed https unsubscribe link (None when only an email address is configured)."""
+        return personal_unsubscribe_url(self.base_url, self.secret, address) if self.base_url else None
+
+    def make_message_id(self) -> str:
+        return f"<{uuid.uuid4().hex}@{self.domain}>"
+
+    def personalise(self, address: str, name: str | None = None, *, message_id: str | None = None, date: float | None = None) -> Personalised:
+        """The full message for one recipient, as bytes ready for SMTP."""
+        message_id = message_id or self.make_message_id()
+        url = self.unsubscribe_url(address)
+        greeting = greeting_for(name)
+        values: dict[str, bytes] = {}
+        out: list[bytes] = []
+        for part in self._parts:
+            if isinstance(part, bytes):
+                out.append(part)
+                continue
+            value = values.get(part)
+            if value is None:
+                value = values[part] = self._fill(part, address, name, greeting, url, message_id, date)
+            out.append(value)
+        return Personalised(message_id, b"".join(out))
+
+    def _fill(self, slot: str, address: str, name: str | None, greeting: str, url: str | None, message_id: str, date: float | None) -> bytes:
+        if slot == "to":
+            return to_header(name, address)
+        if slot == "date":
+            return self._dates.line_for(time.time() if date is None else date)
+        if slot == "message_id":
+            return f"Message-ID: {one_line(message_id)}\r\n".encode("ascii")
+        if slot == "list_unsubscribe":
+            return list_unsubscribe_header(self.config, url)
+        if slot == "greeting_text":
+            return qp_encode(wrap(greeting), soft_end=True)
+        if slot == "greeting_html":
+            return qp_encode(html_text(greeting), soft_end=True)
+        assert url is not None
+        if slot == "url_text":
+            return qp_encode(url, soft_end=True)
+        return qp_encode(html_attribute(url), soft_end=True)
+
+
+def _header_fields(head: bytes) -> list[bytes]:
+    """Split a header block (each line ending CRLF) into whole fields, continuation lines included."""
+    fields: list[bytes] = []
+    for line in head.split(b"\r\n")[:-1]:
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line + b"\r\n"
+        else:
+            fields.append(line + b"\r\n")
+    return fields
+
+
+def _merge_literals(parts: list[bytes | str]) -> list[bytes | str]:
+    merged: list[bytes | str] = []
+    for part in parts:
+        if isinstance(part, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] = merged[-1] + part
+        else:
+            merged.append(part)
+    return merged
+
+
+def random_secret() -> bytes:
+    """A per-run key for --dry-run, --test and the maildir sender when NEWSLETTER_SECRET is unset."""
+    return secrets.token_bytes(32)
