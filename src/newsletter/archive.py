@@ -19,13 +19,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from newsletter.atomicdir import fsync_tree, replace_directory, temp_dir_beside
-from newsletter.build import render_issue
 from newsletter.config import load_config
 from newsletter.errors import NewsletterError, Problem
 from newsletter.load import LoadedIssue, _IssueBuilder, display_path, resolve_issue_path
 from newsletter.model import MONTH_RE, Config
-from newsletter.yamlsource import read_yaml
+from newsletter.yamlsource import YamlSource, _record as record_positions, read_yaml
 
 ARCHIVE_DIR = "archive"
 SENDS_DIR = "sends"
@@ -132,7 +133,7 @@ def check_archived_issue(folder: Path, month: str, config: Config) -> LoadedIssu
     path = archive_dir(folder, month) / ISSUE_FILE
     display = display_path(path, folder)
     try:
-        src = read_yaml(path, display)
+        src = _fast_read_yaml(path, display)
     except NewsletterError as exc:
         return LoadedIssue(path, display, None, [Problem(display, exc.line, exc.column, exc.message)], None)
     # The issue builder checks the month against the file's stem; the archived
@@ -142,6 +143,28 @@ def check_archived_issue(folder: Path, month: str, config: Config) -> LoadedIssu
     return LoadedIssue(path, display, issue, builder.problems, src)
 
 
+def _fast_read_yaml(path: Path, display: str) -> YamlSource:
+    """Parse with libyaml when available (the site reads every archived issue; the
+    pure-Python parser dominates its run time); any error is re-read with the
+    standard parser so messages stay identical to `newsletter check`."""
+    if not getattr(yaml, "__with_libyaml__", False):
+        return read_yaml(path, display)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+        loader = yaml.CSafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return read_yaml(path, display)
+    src = YamlSource(path=display, data=data)
+    if node is not None:
+        record_positions(node, (), src)
+    return src
+
+
 def archive_issue(folder: Path, issue_arg: str, *, report: dict[str, Any] | None, force: bool = False) -> ArchiveResult:
     """Freeze ``issue_arg`` (YYYY-MM or a path) into archive/YYYY-MM/; see the module docstring.
 
@@ -149,6 +172,8 @@ def archive_issue(folder: Path, issue_arg: str, *, report: dict[str, Any] | None
     sent some other way.  Raises ArchiveError if the archived issue differs and
     ``force`` is not set.
     """
+    from newsletter.build import render_issue  # imports the email toolchain; list and site do not need it
+
     config = load_config(folder)
     issue_path = resolve_issue_path(folder, issue_arg)
     loaded, rendered, _eml = render_issue(folder, issue_arg, config)

@@ -15,6 +15,7 @@ import re
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
@@ -48,6 +49,19 @@ class Entry:
     @property
     def key(self) -> str:
         return f"{self.issue.month}/{self.slug}"
+
+    # An article is shown on up to six pages; escape its text once.
+    @cached_property
+    def summary_html(self) -> Markup:
+        return paragraphs_html(self.article.summary_paragraphs)
+
+    @cached_property
+    def implications_html(self) -> Markup:
+        return paragraphs_html(self.article.implication_paragraphs)
+
+    @cached_property
+    def citation_html(self) -> Markup | None:
+        return cite(self.article.citation) if self.article.citation else None
 
 
 @dataclass
@@ -236,7 +250,7 @@ def cite(citation: Citation) -> Markup:
 
 def paragraphs_html(paragraphs: list[str]) -> Markup:
     """Paragraphs as escaped <p> elements."""
-    return Markup("\n").join(Markup("<p>{0}</p>").format(p) for p in paragraphs)
+    return Markup("\n".join(f"<p>{escape(p)}</p>" for p in paragraphs))
 
 
 def _render(env: jinja2.Environment, name: str, context: dict) -> str:
@@ -350,8 +364,8 @@ def article_entries(config: Config, entries: list[Entry]) -> list[FeedEntry]:
     for entry in entries:
         url = f"{_base(config)}{entry.issue.month}/#{entry.slug}"
         article = entry.article
-        parts = [Markup("<p>{0}</p>").format(cite(article.citation))] if article.citation else []
-        parts += [paragraphs_html(article.summary_paragraphs), Markup("<h3>Practice Implications</h3>"), paragraphs_html(article.implication_paragraphs)]
+        parts = [Markup("<p>{0}</p>").format(entry.citation_html)] if entry.citation_html else []
+        parts += [entry.summary_html, Markup("<h3>Practice Implications</h3>"), entry.implications_html]
         result.append(FeedEntry(url, article.title, url, entry.issue.updated, article.summary_paragraphs[0] if article.summary_paragraphs else article.title, str(Markup("\n").join(parts)), article.topics))
     return result
 
