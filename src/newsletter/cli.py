@@ -163,5 +163,24 @@ def senders_command(folder: Path) -> None:
         sys.exit(1)
 
 
+@main.command("import")
+@click.argument("pages", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--into", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where to write YYYY-MM.yaml [default: issues/ in the folder].")
+@click.option("--force", is_flag=True, help="Replace issue files that exist and differ.")
+@click.option("--dry-run", is_flag=True, help="Print what would be written; write nothing.")
+@folder_option
+@user_errors
+def import_command(pages: tuple[Path, ...], into: Path | None, force: bool, dry_run: bool, folder: Path) -> None:
+    """Turn archive pages saved from the old website (plain text) into issue files, merging months across pages."""
+    from newsletter.importer import import_pages
+    from newsletter.load import ISSUES_DIR
+
+    report = import_pages(list(pages), into or folder / ISSUES_DIR, force=force, dry_run=dry_run)
+    for line, is_error in report.messages():
+        click.echo(line, err=is_error)
+    if not report.ok:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()
