@@ -182,5 +182,19 @@ def import_command(pages: tuple[Path, ...], into: Path | None, force: bool, dry_
         sys.exit(1)
 
 
+@main.command("list")
+@folder_option
+@user_errors
+def list_command(folder: Path) -> None:
+    """Show every issue (issues/ and archive/) with its state: draft, checked, sending, sent, archived."""
+    from newsletter.status import list_issues
+
+    statuses = list_issues(folder)
+    if not statuses:
+        click.echo("no issues yet; create one with `newsletter new YYYY-MM`")
+    for status in statuses:
+        click.echo(f"{status.month}  {status.state:<8}  {status.detail}")
+
+
 if __name__ == "__main__":
     main()
