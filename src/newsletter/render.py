@@ -130,13 +130,32 @@ def template_files(folder: Path) -> list[Path]:
     return [p for d in (user, packaged) if d.is_dir() for p in sorted(d.iterdir()) if p.is_file()]
 
 
+_ENVIRONMENTS: dict[tuple[str, tuple[str, ...]], jinja2.Environment] = {}
+
+
+def _shared_environment(folder: Path) -> jinja2.Environment:
+    """One environment per folder and set of user templates, so compiled templates are reused.
+
+    Compiling the templates costs more than rendering them.  auto_reload
+    notices an edited template; a template added to or removed from the
+    folder's templates/ changes the key, and so gets a fresh environment.
+    """
+    user = folder / USER_TEMPLATES_DIR
+    names = tuple(sorted(p.name for p in user.iterdir())) if user.is_dir() else ()
+    key = (str(folder.resolve()), names)
+    env = _ENVIRONMENTS.get(key)
+    if env is None:
+        env = _ENVIRONMENTS[key] = make_environment(folder)
+    return env
+
+
 class Renderer:
     """Renders issues of one newsletter folder; reuse it across issues and recipients."""
 
     def __init__(self, folder: Path, config: Config) -> None:
         self.folder = folder
         self.config = config
-        self.env = make_environment(folder)
+        self.env = _shared_environment(folder)
         logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
 
     def render(self, issue: Issue, personal: Personal | None = None) -> RenderedEmail:
