@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -175,7 +176,7 @@ def import_command(pages: tuple[Path, ...], into: Path | None, force: bool, dry_
     from newsletter.importer import import_pages
     from newsletter.load import ISSUES_DIR
 
-    report = import_pages(list(pages), into or folder / ISSUES_DIR, force=force, dry_run=dry_run)
+    report = import_pages(list(pages), into or folder / ISSUES_DIR, force=force, dry_run=dry_run, folder=folder)
     for line, is_error in report.messages():
         click.echo(line, err=is_error)
     if not report.ok:
@@ -194,6 +195,97 @@ def list_command(folder: Path) -> None:
         click.echo("no issues yet; create one with `newsletter new YYYY-MM`")
     for status in statuses:
         click.echo(f"{status.month}  {status.state:<8}  {status.detail}")
+
+
+@main.command("send")
+@click.argument("issue")
+@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=Path), default=None, help="The subscriber list (CSV with an email column).")
+@click.option("--sender", "sender", default=None, help="Sender plug-in (see `newsletter senders`) [default: from newsletter.yaml].")
+@click.option("--dry-run", is_flag=True, help="Do everything but hand messages over; report what would be sent.")
+@click.option("--test", "test", multiple=True, metavar="ADDRESS", help="Send one copy, subject prefixed [TEST], to ADDRESS (repeatable); no send record.")
+@click.option("--rate", type=float, default=None, help="At most N messages per second, over every one-second window.")
+@click.option("--concurrency", type=int, default=None, help="Connections working in parallel [default: from newsletter.yaml, else 1].")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Send an issue that was already sent completely, to everyone again.")
+@click.option("--resend-uncertain", is_flag=True, help="Also send to recipients whose delivery is uncertain after a crash.")
+@click.option("--retry-delay", type=float, default=None, hidden=True, help="Seconds before the first retry (doubles each time).")
+@folder_option
+@user_errors
+def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool, test: tuple[str, ...], rate: float | None,
+                 concurrency: int | None, yes: bool, force: bool, resend_uncertain: bool, retry_delay: float | None, folder: Path) -> None:
+    """Send ISSUE to every subscriber in --to once; run it again to resume after any interruption."""
+    from newsletter.send import RETRY_DELAY, SendOptions, execute, prepare
+
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    options = SendOptions(issue=issue, to=to, sender=sender, dry_run=dry_run, test=test, rate=rate, concurrency=concurrency,
+                          force=force, resend_uncertain=resend_uncertain,
+                          retry_delay=RETRY_DELAY if retry_delay is None else retry_delay)
+    prompt = (lambda: click.prompt("NEWSLETTER_SECRET (signs unsubscribe links)", hide_input=True, default="", show_default=False)) if interactive else None
+    plan = prepare(folder, options, secret_prompt=prompt)
+    if not yes and not dry_run:
+        for line in plan.summary():
+            click.echo(line)
+        if not interactive:
+            plan.discard()
+            raise click.UsageError("refusing to send without confirmation: no terminal to ask on; check the summary above and add --yes")
+        if not click.confirm(f"Send {plan.to_send} message(s) now?", default=False):
+            plan.discard()
+            click.echo("nothing sent")
+            return
+    elif dry_run:
+        for line in plan.summary():
+            click.echo(line)
+    if interactive and not test and not dry_run and plan.to_send:
+        with click.progressbar(length=plan.to_send, label="sending", show_pos=True, show_eta=True,
+                               item_show_func=lambda e: f"{e.done / max(time.monotonic() - started, 1e-9):.0f}/s" if e else None) as bar:
+            started = time.monotonic()
+            report = execute(plan, progress=lambda event: bar.update(1, event))
+    else:
+        report = execute(plan)
+    for line in report.lines():
+        click.echo(line)
+    if report.interrupted:
+        sys.exit(130)
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command("status")
+@click.argument("issue")
+@folder_option
+@user_errors
+def status_command(issue: str, folder: Path) -> None:
+    """Print the send record of ISSUE: sent, failed (with the reply), deferred, not yet tried, uncertain."""
+    from newsletter.send import status
+
+    counts, rows, meta = status(folder, issue)
+    total = sum(counts.values())
+    click.echo(f"{meta.get('month', issue)}: {meta.get('subject', '')}")
+    click.echo(f"recipients:    {total}")
+    click.echo(f"sent:          {counts['sent']}")
+    click.echo(f"failed:        {counts['failed']}")
+    click.echo(f"deferred:      {counts['deferred']}")
+    click.echo(f"not yet tried: {counts['pending']}")
+    click.echo(f"uncertain:     {counts['uncertain']}")
+    if counts["sending"]:
+        click.echo(f"in flight:     {counts['sending']} (a send is running, or crashed: the next run marks them uncertain)")
+    for row in rows:
+        click.echo(f"{row.state:9} {row.address}  (attempts {row.attempts}, {row.updated_at}): {row.last_reply or ''}")
+
+
+@main.command("suppress")
+@click.argument("addresses", nargs=-1, required=True)
+@folder_option
+@user_errors
+def suppress_command(addresses: tuple[str, ...], folder: Path) -> None:
+    """Add ADDRESSES to suppressed.txt: they are never sent to again."""
+    from newsletter.subscribers import suppress
+
+    added, already = suppress(folder, list(addresses))
+    for address in added:
+        click.echo(f"suppressed {address}")
+    for address in already:
+        click.echo(f"{address} was already suppressed")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,318 @@
+"""The durable per-issue send record: ``<folder>/sends/YYYY-MM.sqlite``, one row per recipient.
+
+A row is ``pending`` until a worker takes it.  Before a message's bytes leave,
+its row is committed as ``sending`` with ``synchronous=FULL`` (the WAL is
+fsynced: the mark survives a power cut).  After the hand-over the row becomes
+``sent``, ``failed`` (permanent, with the server's reply), ``deferred``
+(temporary failures until the attempts ran out) or ``uncertain`` (the
+connection died after the data went out).  Those result writes use
+``synchronous=NORMAL``: in WAL mode they survive a killed process, and a power
+cut can only lose a result, leaving the row ``sending``, i.e. uncertain --
+never sent twice.
+
+Opening a record turns rows left ``sending`` by a crash into ``uncertain``:
+they may have been delivered, so they are not sent again unless the user asks
+(``--resend-uncertain``).
+
+A new record is written to a temporary file and renamed into place once every
+subscriber is in it, so a crash while loading can never leave a half record
+that a later run would "resume" and so skip people.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from newsletter.errors import NewsletterError
+from newsletter.subscribers import Subscriber
+
+SENDS_DIR = "sends"
+STATES = ("pending", "sending", "sent", "failed", "deferred", "uncertain")
+FINAL_STATES = ("sent", "failed")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS recipients (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,            -- the lowercased address: one row per person
+    address TEXT NOT NULL,
+    name TEXT,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'deferred', 'uncertain')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_reply TEXT,
+    updated_at TEXT,
+    message_id TEXT,
+    line INTEGER                          -- where the address was in the subscriber list
+);
+CREATE INDEX IF NOT EXISTS recipients_state ON recipients (state, id);
+"""
+
+
+def now() -> str:
+    """ISO-8601 UTC with seconds, as stored in updated_at and in reports."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def ledger_path(folder: Path, month: str) -> Path:
+    return folder / SENDS_DIR / f"{month}.sqlite"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One recipient's record."""
+
+    id: int
+    address: str
+    name: str | None
+    state: str
+    attempts: int
+    last_reply: str | None
+    updated_at: str | None
+    message_id: str | None
+
+
+_ROW_COLUMNS = "id, address, name, state, attempts, last_reply, updated_at, message_id"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(_SCHEMA)
+    except sqlite3.DatabaseError as exc:
+        raise NewsletterError(f"cannot open the send record: {exc}", path=str(path), hint="if the file is damaged, move it aside; the archive keeps a copy of finished sends") from None
+    return conn
+
+
+def write_new(path: Path, subscribers: Iterable[Subscriber], meta: dict[str, str]) -> tuple[int, int]:
+    """Write a complete record of ``subscribers`` to ``path`` (temp file, fsync, rename).
+
+    Returns (recipients, duplicates); duplicates are dropped by the primary
+    key on the lowercased address, which keeps memory flat for any list size.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        leftover.unlink(missing_ok=True)
+    try:
+        added, duplicates = _load(tmp, subscribers, meta)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+    return added, duplicates
+
+
+def _load(path: Path, subscribers: Iterable[Subscriber], meta: dict[str, str]) -> tuple[int, int]:
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    with closing(conn):
+        conn.execute("PRAGMA journal_mode=DELETE")  # a single self-contained file to rename
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(_SCHEMA)
+        conn.execute("BEGIN")
+        conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
+        added = duplicates = 0
+        stamp = now()
+        insert = "INSERT OR IGNORE INTO recipients (key, address, name, updated_at, line) VALUES (?, ?, ?, ?, ?)"
+        for sub in subscribers:
+            cursor = conn.execute(insert, (sub.key, sub.email, sub.name, stamp, sub.line))
+            if cursor.rowcount:
+                added += 1
+            else:
+                duplicates += 1
+        conn.execute("COMMIT")
+    return added, duplicates
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class RunLock:
+    """An exclusive lock on one issue's sending (sends/YYYY-MM.lock) so two runs never overlap."""
+
+    def __init__(self, record: Path) -> None:
+        import fcntl
+
+        record.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(record.with_suffix(".lock"), "a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.close()
+            raise NewsletterError(
+                "another `newsletter send` of this issue is running", path=str(record),
+                hint="wait for it to finish (or stop it); two runs at once could send twice",
+            ) from None
+
+    def release(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Ledger:
+    """An open send record; one connection shared by the worker threads under a lock."""
+
+    def __init__(self, path: Path, *, recover: bool = True) -> None:
+        if not path.exists():
+            raise NewsletterError("no send record for this issue yet", path=str(path), hint="run `newsletter send` first")
+        self.path = path
+        self._conn = _connect(path)
+        self._lock = threading.Lock()
+        self._sync = "FULL"
+        self.recovered = self._recover() if recover else 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def _recover(self) -> int:
+        """Rows a crashed run left in flight may have been delivered: mark them uncertain."""
+        with self._lock:
+            self._set_sync("FULL")
+            cursor = self._conn.execute(
+                "UPDATE recipients SET state = 'uncertain', updated_at = ?, "
+                "last_reply = 'interrupted while handing over; it may have been delivered' WHERE state = 'sending'",
+                (now(),),
+            )
+            return cursor.rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self._set_sync("FULL")
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.DatabaseError:
+                pass
+            self._conn.close()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _set_sync(self, level: str) -> None:
+        if self._sync != level:
+            self._conn.execute(f"PRAGMA synchronous={level}")
+            self._sync = level
+
+    # -- metadata -------------------------------------------------------------------------------
+
+    def meta(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def set_meta(self, **values: str) -> None:
+        with self._lock:
+            self._set_sync("FULL")
+            self._conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", values.items())
+
+    # -- state changes --------------------------------------------------------------------------
+
+    def mark_sending(self, row_id: int, message_id: str) -> None:
+        """Durably record that this recipient's message is about to leave (fsync before returning)."""
+        with self._lock:
+            self._set_sync("FULL")
+            self._conn.execute(
+                "UPDATE recipients SET state = 'sending', attempts = attempts + 1, message_id = ?, updated_at = ? WHERE id = ?",
+                (message_id, now(), row_id),
+            )
+
+    def mark_result(self, row_id: int, state: str, reply: str | None) -> None:
+        """Record the outcome of a hand-over (sent, failed, deferred, uncertain or back to pending)."""
+        assert state in STATES and state != "sending"
+        with self._lock:
+            self._set_sync("NORMAL")
+            self._conn.execute(
+                "UPDATE recipients SET state = ?, last_reply = ?, updated_at = ? WHERE id = ?",
+                (state, reply, now(), row_id),
+            )
+
+    def resend_uncertain(self) -> int:
+        """--resend-uncertain: put uncertain rows back in the queue."""
+        with self._lock:
+            self._set_sync("FULL")
+            return self._conn.execute(
+                "UPDATE recipients SET state = 'pending', updated_at = ? WHERE state = 'uncertain'", (now(),)
+            ).rowcount
+
+    def merge(self, subscribers: Iterable[Subscriber]) -> tuple[int, int]:
+        """Bring a resumed record up to date with the list: add new subscribers, drop not-yet-tried
+        rows that left the list (unsubscribed or suppressed since).  Returns (added, removed)."""
+        with self._lock:
+            self._set_sync("FULL")
+            conn = self._conn
+            conn.execute("BEGIN")
+            try:
+                conn.execute("CREATE TEMP TABLE IF NOT EXISTS current (key TEXT PRIMARY KEY)")
+                conn.execute("DELETE FROM temp.current")
+                stamp = now()
+                added = 0
+                for sub in subscribers:
+                    conn.execute("INSERT OR IGNORE INTO temp.current (key) VALUES (?)", (sub.key,))
+                    added += conn.execute(
+                        "INSERT OR IGNORE INTO recipients (key, address, name, updated_at, line) VALUES (?, ?, ?, ?, ?)",
+                        (sub.key, sub.email, sub.name, stamp, sub.line),
+                    ).rowcount
+                removed = conn.execute(
+                    "DELETE FROM recipients WHERE state IN ('pending', 'deferred') AND key NOT IN (SELECT key FROM temp.current)"
+                ).rowcount
+                conn.execute("DELETE FROM temp.current")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return added, removed
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            found = dict(self._conn.execute("SELECT state, COUNT(*) FROM recipients GROUP BY state").fetchall())
+        return {state: found.get(state, 0) for state in STATES}
+
+    def total(self) -> int:
+        return sum(self.counts().values())
+
+    def rows(self, states: tuple[str, ...] | None = None, batch: int = 500) -> Iterator[Row]:
+        """Rows in list order (optionally only some states), fetched in batches to keep memory flat."""
+        last = 0
+        where = f"AND state IN ({', '.join('?' * len(states))})" if states else ""
+        while True:
+            with self._lock:
+                found = self._conn.execute(
+                    f"SELECT {_ROW_COLUMNS} FROM recipients WHERE id > ? {where} ORDER BY id LIMIT ?",
+                    (last, *(states or ()), batch),
+                ).fetchall()
+            if not found:
+                return
+            for values in found:
+                yield Row(*values)
+            last = found[-1][0]
+
+    def is_finished(self) -> bool:
+        """Nothing left to try: every row sent, failed or uncertain."""
+        counts = self.counts()
+        return counts["pending"] == counts["deferred"] == counts["sending"] == 0

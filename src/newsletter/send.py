@@ -1,0 +1,677 @@
+"""``newsletter send``: deliver an issue to a subscriber list, every subscriber once, resumable.
+
+Two steps so the CLI can ask for confirmation in between: ``prepare`` checks
+the issue, loads the list into a staged send record and counts; ``execute``
+installs the record and runs the workers.  The core never imports click;
+progress goes through a callback.
+
+The loop: worker threads, each holding one connection from the sender, take
+recipients from the send record (``ledger.Ledger``) in list order.  For each:
+wait for the shared rate limiter, personalise the pre-encoded message, commit
+the row as ``sending`` (fsync), hand over, record the outcome.  Temporary
+failures are retried with exponential backoff up to ``max_attempts`` and then
+left ``deferred`` (a later run retries them); permanent ones are recorded with
+the server's reply.  When the server itself is gone (repeated connection-level
+failures) the run stops early and leaves the rest pending for the next run.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from newsletter.addresses import is_valid_address
+from newsletter.config import load_config
+from newsletter.errors import NewsletterError, SendError, ValidationError
+from newsletter.ledger import Ledger, Row, RunLock, ledger_path, now, write_new
+from newsletter.load import display_path, load_issue, resolve_issue_path
+from newsletter.message import one_line
+from newsletter.model import Config
+from newsletter.personalise import Personaliser, random_secret
+from newsletter.render import Renderer
+from newsletter.senders import load_sender
+from newsletter.senders.base import Connection, PermanentFailure, Sender, TemporaryFailure, UncertainDelivery
+from newsletter.subscribers import ReadStats, iter_subscribers, load_suppressed
+
+SECRET_ENV = "NEWSLETTER_SECRET"
+MAX_ATTEMPTS = 5
+RETRY_DELAY = 2.0  # seconds before the first retry; doubled each time
+TEST_PREFIX = "[TEST] "
+
+Progress = Callable[["ProgressEvent"], None]
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One recipient finished (for progress bars): its state and how many are done of the total."""
+
+    address: str
+    state: str
+    done: int
+    total: int
+
+
+@dataclass
+class SendOptions:
+    """What the user asked for on the command line."""
+
+    issue: str
+    to: Path | None = None
+    sender: str | None = None
+    dry_run: bool = False
+    test: tuple[str, ...] = ()
+    rate: float | None = None
+    concurrency: int | None = None
+    force: bool = False
+    resend_uncertain: bool = False
+    max_attempts: int = MAX_ATTEMPTS
+    retry_delay: float = RETRY_DELAY
+
+
+@dataclass
+class Plan:
+    """A checked, counted send waiting for confirmation."""
+
+    folder: Path
+    options: SendOptions
+    config: Config
+    month: str
+    subject: str
+    sender: Sender
+    sender_name: str
+    personaliser: Personaliser
+    rate: float | None
+    concurrency: int
+    record: Path
+    staged: Path | None  # a new send record, installed by execute()
+    resuming: bool
+    recipients: int  # after filtering and de-duplication
+    to_send: int
+    list_stats: ReadStats | None
+    duplicates: int = 0
+    notes: list[str] = field(default_factory=list)
+    counts_before: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> list[str]:
+        """The lines shown before asking for confirmation."""
+        lines = [
+            f"issue:      {self.month} ({display_path(resolve_issue_path(self.folder, self.options.issue), self.folder)})",
+            f"subject:    {self.subject}",
+            f"sender:     {self.sender.describe()}",
+        ]
+        if self.options.test:
+            lines.append(f"test to:    {', '.join(self.options.test)} (no send record is touched)")
+        else:
+            lines.append(f"recipients: {self.recipients} after filtering{self._filter_note()}")
+            if self.resuming:
+                c = self.counts_before
+                lines.append(f"resuming:   {c.get('sent', 0)} already sent, {self.to_send} to send now, {c.get('uncertain', 0)} uncertain")
+        lines.append(f"rate:       {f'{self.rate:g} messages/second' if self.rate else 'as fast as the server takes them'}, {self.concurrency} connection(s)")
+        return lines + self.notes
+
+    def _filter_note(self) -> str:
+        s = self.list_stats
+        if s is None:
+            return ""
+        parts = [f"{n} {what}" for n, what in (
+            (s.status_skipped, "unsubscribed/bounced"), (s.suppressed, "suppressed"),
+            (self.duplicates, "duplicate"), (s.invalid, "invalid"),
+        ) if n]
+        return f" (skipped: {', '.join(parts)})" if parts else ""
+
+    def discard(self) -> None:
+        """The user said no: remove the staged record."""
+        if self.staged is not None:
+            shutil.rmtree(self.staged.parent, ignore_errors=True)
+            self.staged = None
+
+
+@dataclass
+class SendReport:
+    """The outcome of a run, for the final report and report.json."""
+
+    month: str
+    subject: str
+    sender: str
+    started: str
+    finished: str = ""
+    recipients: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    this_run: dict[str, int] = field(default_factory=dict)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (address, reply), the first few
+    uncertain: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    test: bool = False
+    interrupted: bool = False
+    stopped: str | None = None  # why the run stopped early
+    archive: str | None = None
+    notes: list[str] = field(default_factory=list)
+    per_message_us: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.counts.get("failed") and not self.this_run.get("failed") and not self.interrupted and not self.stopped
+
+    def as_json(self) -> dict[str, Any]:
+        """The report.json format agreed in INTERFACES.md."""
+        keys = ("sent", "failed", "deferred", "uncertain", "pending")
+        counts = {k: self.counts.get(k, 0) for k in keys}
+        counts["pending"] += self.counts.get("sending", 0)
+        return {
+            "month": self.month, "subject": self.subject, "sender": self.sender,
+            "started": self.started, "finished": self.finished, "recipients": self.recipients, "counts": counts,
+        }
+
+    def lines(self) -> list[str]:
+        """The human report."""
+        out: list[str] = list(self.notes)
+        if self.test:
+            out.append(f"test: sent {self.this_run.get('sent', 0)} of {sum(self.this_run.values())} test message(s)")
+            out += [f"  failed: {a}: {r}" for a, r in self.failures]
+            return out
+        if self.dry_run:
+            out.append(f"dry run: would send {self.this_run.get('would send', 0)} message(s) of {self.subject!r}; nothing was handed over")
+            return out
+        c = self.counts
+        run = ", ".join(f"{n} {s}" for s, n in self.this_run.items() if n) or "nothing to do"
+        out.append(f"this run: {run}")
+        out.append(
+            f"send record: {c.get('sent', 0)} sent, {c.get('failed', 0)} failed, {c.get('deferred', 0)} deferred, "
+            f"{c.get('pending', 0) + c.get('sending', 0)} not yet tried, {c.get('uncertain', 0)} uncertain (of {self.recipients})"
+        )
+        for address, reply in self.failures:
+            out.append(f"  failed: {address}: {reply}")
+        if c.get("uncertain"):
+            out.append(
+                f"{c['uncertain']} uncertain: the connection broke after the message was handed over (or the run was killed "
+                "mid-hand-over), so they may have received it. They are not sent again; `newsletter status "
+                f"{self.month}` lists them, and --resend-uncertain sends to them again."
+            )
+        if c.get("deferred"):
+            out.append(f"{c['deferred']} deferred after repeated temporary failures: run the same command again later to retry them.")
+        if self.stopped:
+            out.append(f"stopped early: {self.stopped}. Run the same command again to continue.")
+        if self.interrupted:
+            out.append("interrupted: run the same command again to continue where it stopped; nobody is sent twice.")
+        if self.archive:
+            out.append(self.archive)
+        return out
+
+
+# -- preparing -------------------------------------------------------------------------------------
+
+
+def resolve_secret(env: Mapping[str, str], *, sender_name: str, relaxed: bool, prompt: Callable[[], str] | None) -> tuple[bytes, str | None]:
+    """The HMAC key for unsubscribe tokens, and a note when a random one is used."""
+    value = env.get(SECRET_ENV)
+    if value:
+        return value.encode("utf-8"), None
+    if prompt is not None:
+        answer = prompt()
+        if answer:
+            return answer.encode("utf-8"), None
+    if relaxed or sender_name == "maildir":
+        return random_secret(), f"note: {SECRET_ENV} is not set; unsubscribe links in this run use a random key (fine for tests and a local outbox)"
+    raise SendError(
+        f"{SECRET_ENV} is not set: it signs each subscriber's unsubscribe link, and the same key must verify it later",
+        hint=f"export {SECRET_ENV}=<a long random string you keep> (or run on a terminal to be asked for it)",
+    )
+
+
+def prepare(
+    folder: Path,
+    options: SendOptions,
+    *,
+    env: Mapping[str, str] | None = None,
+    secret_prompt: Callable[[], str] | None = None,
+) -> Plan:
+    """Check everything that can be checked before sending, and count the recipients."""
+    env = os.environ if env is None else env
+    from newsletter.check import check
+
+    report = check(folder, [options.issue])
+    if not report.ok:
+        raise ValidationError(report.problems)
+    config = load_config(folder, env)
+    loaded = load_issue(resolve_issue_path(folder, options.issue), config, folder)
+    assert loaded.issue is not None
+    month = loaded.issue.month
+    sender_name = options.sender or config.sender or "maildir"
+    sender = load_sender(sender_name, config, folder, env)
+    if options.test:
+        bad = [a for a in options.test if not is_valid_address(a)]
+        if bad:
+            raise SendError(f"--test: not a valid email address: {', '.join(repr(one_line(b)) for b in bad)}", hint="give plain addresses like you@example.org")
+    elif options.to is None:
+        raise SendError("no subscriber list given", hint="add --to subscribers.csv (or --test you@example.org for a test copy)")
+    rate = options.rate if options.rate is not None else config.rate
+    if rate is not None and rate <= 0:
+        raise SendError(f"--rate must be a positive number of messages per second, not {rate:g}")
+    concurrency = options.concurrency or config.concurrency or 1
+    if concurrency < 1:
+        raise SendError("--concurrency must be 1 or more")
+    secret, note = resolve_secret(env, sender_name=sender_name, relaxed=options.dry_run or bool(options.test), prompt=secret_prompt)
+    personaliser = Personaliser(Renderer(folder, config), loaded.issue, config, secret, subject_prefix=TEST_PREFIX if options.test else "")
+    plan = Plan(
+        folder=folder, options=options, config=config, month=month, subject=personaliser.subject,
+        sender=sender, sender_name=sender_name, personaliser=personaliser, rate=rate,
+        concurrency=min(concurrency, len(options.test)) if options.test else concurrency,
+        record=ledger_path(folder, month), staged=None, resuming=False, recipients=0, to_send=0, list_stats=None,
+    )
+    if note:
+        plan.notes.append(note)
+    if options.test:
+        plan.recipients = plan.to_send = len(options.test)
+        return plan
+    _plan_list(plan)
+    return plan
+
+
+def _plan_list(plan: Plan) -> None:
+    options, folder = plan.options, plan.folder
+    assert options.to is not None
+    if plan.record.exists():
+        with RunLock(plan.record), Ledger(plan.record) as ledger:
+            counts = ledger.counts()
+            finished = ledger.is_finished()
+        if finished and not (options.resend_uncertain and counts["uncertain"]) and not options.force:
+            raise SendError(
+                f"{plan.month} was already sent: {counts['sent']} sent, {counts['failed']} failed, {counts['uncertain']} uncertain",
+                path=display_path(plan.record, folder),
+                hint="`newsletter status` shows who got it; --resend-uncertain retries the uncertain ones; --force sends the whole issue again",
+            )
+        plan.resuming = not (finished and options.force)
+    elif (folder / "archive" / plan.month).is_dir() and not options.force:
+        raise SendError(f"{plan.month} is archived as sent already", path=f"archive/{plan.month}", hint="--force sends it again")
+    stats = ReadStats()
+    staging_dir = Path(tempfile.mkdtemp(prefix=".staging-", dir=_ensure_dir(folder / "sends")))
+    staged = staging_dir / f"{plan.month}.sqlite"
+    subscribers = iter_subscribers(
+        options.to, suppressed=load_suppressed(folder), stats=stats, display=display_path(options.to, folder),
+    )
+    try:
+        recipients, duplicates = write_new(staged, subscribers, {"month": plan.month, "issue": options.issue, "subject": plan.subject})
+    except BaseException:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        raise
+    plan.list_stats, plan.duplicates, plan.recipients = stats, duplicates, recipients
+    plan.notes += [f"skipped {p}" for p in stats.problems]
+    if stats.invalid > len(stats.problems):
+        plan.notes.append(f"... and {stats.invalid - len(stats.problems)} more invalid rows")
+    plan.staged = staged
+    if plan.resuming:
+        with Ledger(plan.record, recover=False) as ledger:
+            plan.counts_before = ledger.counts()
+        c = plan.counts_before
+        plan.to_send = c["pending"] + c["deferred"] + (c["uncertain"] if options.resend_uncertain else 0)
+        plan.notes.append("(new subscribers in the list are added; ones no longer in it are not sent to)")
+    else:
+        plan.to_send = recipients
+
+
+def _ensure_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# -- executing -------------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """At most ``rate`` hand-overs in any window of max(1 s, 1/rate), across all threads.
+
+    With k = max(1, floor(rate)) it remembers the last k start times and lets
+    the next start only once the oldest is a full window old; so no one-second
+    window ever holds more than ``rate`` messages.
+    """
+
+    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.rate = rate
+        self.clock, self.sleep = clock, sleep
+        self.slots = max(1, math.floor(rate)) if rate else 0
+        self.window = max(1.0, 1.0 / rate) if rate else 0.0
+        self.starts: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Block until a hand-over may start; return its start time."""
+        if not self.rate:
+            return self.clock()
+        with self._lock:  # holding the lock while sleeping queues the threads fairly
+            while True:
+                t = self.clock()
+                if len(self.starts) < self.slots:
+                    break
+                wait = self.starts[0] + self.window - t
+                if wait <= 0:
+                    self.starts.popleft()
+                    break
+                self.sleep(wait)
+            self.starts.append(t)
+            return t
+
+
+@dataclass(order=True)
+class _Retry:
+    due: float
+    seq: int
+    row: Row = field(compare=False)
+    tries: int = field(compare=False)
+
+
+class _Queue:
+    """Recipients to work on: retries that are due first, then fresh rows from the record in list order."""
+
+    def __init__(self, rows: Iterator[Row]) -> None:
+        self.rows = rows
+        self.cond = threading.Condition()
+        self.retries: list[_Retry] = []
+        self.seq = itertools.count()
+        self.in_flight = 0
+        self.exhausted = False
+        self.stopped = False
+
+    def take(self) -> tuple[Row, int] | None:
+        with self.cond:
+            while True:
+                if self.stopped:
+                    return None
+                t = time.monotonic()
+                if self.retries and self.retries[0].due <= t:
+                    item = heapq.heappop(self.retries)
+                    self.in_flight += 1
+                    return item.row, item.tries
+                if not self.exhausted:
+                    row = next(self.rows, None)
+                    if row is not None:
+                        self.in_flight += 1
+                        return row, 0
+                    self.exhausted = True
+                    continue
+                if not self.retries and self.in_flight == 0:
+                    self.cond.notify_all()
+                    return None
+                self.cond.wait(self.retries[0].due - t if self.retries else None)
+
+    def done(self) -> None:
+        with self.cond:
+            self.in_flight -= 1
+            self.cond.notify_all()
+
+    def retry(self, row: Row, tries: int, delay: float) -> None:
+        with self.cond:
+            heapq.heappush(self.retries, _Retry(time.monotonic() + delay, next(self.seq), row, tries))
+            self.in_flight -= 1
+            self.cond.notify_all()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+
+
+class _Run:
+    """The state shared by the workers of one run."""
+
+    def __init__(self, plan: Plan, ledger: Ledger, report: SendReport, progress: Progress | None, total: int) -> None:
+        self.plan, self.ledger, self.report, self.progress = plan, ledger, report, progress
+        self.limiter = RateLimiter(plan.rate)
+        self.lock = threading.Lock()
+        self.done = 0
+        self.total = total
+        self.consecutive_unreachable = 0
+        self.fatal: BaseException | None = None
+        states = ("pending", "deferred", "uncertain") if plan.options.resend_uncertain else ("pending", "deferred")
+        self.queue = _Queue(ledger.rows(states))
+
+    def finished_one(self, row: Row, state: str, reply: str | None) -> None:
+        with self.lock:
+            self.done += 1
+            self.report.this_run[state] = self.report.this_run.get(state, 0) + 1
+            if state == "failed" and len(self.report.failures) < 20:
+                self.report.failures.append((row.address, reply or ""))
+            if state == "sent" or state == "failed":
+                self.consecutive_unreachable = 0
+            done = self.done
+        if self.progress:
+            self.progress(ProgressEvent(row.address, state, done, self.total))
+
+    def unreachable(self, reply: str) -> None:
+        """A connection-level temporary failure; many in a row mean the server is gone: stop."""
+        with self.lock:
+            self.consecutive_unreachable += 1
+            if self.consecutive_unreachable >= 5 + 3 * self.plan.concurrency and not self.report.stopped:
+                self.report.stopped = f"the server is not accepting connections ({reply})"
+                self.queue.stop()
+
+    def work(self) -> None:
+        try:
+            connection = self.plan.sender.connect()
+        except BaseException as exc:  # noqa: BLE001 - reported by execute()
+            self.fail(exc)
+            return
+        try:
+            while True:
+                taken = self.queue.take()
+                if taken is None:
+                    return
+                row, tries = taken
+                try:
+                    self.deliver_one(connection, row, tries)
+                except BaseException as exc:  # noqa: BLE001
+                    self.fail(exc)
+                    self.queue.done()
+                    return
+        finally:
+            connection.close()
+
+    def fail(self, exc: BaseException) -> None:
+        with self.lock:
+            if self.fatal is None:
+                self.fatal = exc
+        self.queue.stop()
+
+    def deliver_one(self, connection: Connection, row: Row, tries: int) -> None:
+        plan, ledger = self.plan, self.ledger
+        self.limiter.acquire()
+        message = plan.personaliser.personalise(row.address, row.name)
+        ledger.mark_sending(row.id, message.message_id)  # durable before a byte leaves
+        try:
+            reply = connection.deliver(plan.config.sender_email, row.address, message.data)
+        except TemporaryFailure as exc:
+            tries += 1
+            if exc.code is None or exc.code == 421:
+                self.unreachable(exc.reply)
+            if tries >= plan.options.max_attempts:
+                ledger.mark_result(row.id, "deferred", exc.reply)
+                self.finished_one(row, "deferred", exc.reply)
+                self.queue.done()
+            else:
+                ledger.mark_result(row.id, "pending", exc.reply)
+                self.queue.retry(row, tries, plan.options.retry_delay * 2 ** (tries - 1))
+            return
+        except PermanentFailure as exc:
+            ledger.mark_result(row.id, "failed", exc.reply)
+            self.finished_one(row, "failed", exc.reply)
+        except UncertainDelivery as exc:
+            ledger.mark_result(row.id, "uncertain", exc.reply)
+            self.finished_one(row, "uncertain", exc.reply)
+        except NewsletterError as exc:
+            # The sender says no retry can help (login refused, sender address refused):
+            # nothing was handed over, so the row goes back to pending for the next run.
+            ledger.mark_result(row.id, "pending", exc.message)
+            raise
+        except BaseException:
+            # An unexpected error inside a sender plug-in: we cannot know what left.
+            ledger.mark_result(row.id, "uncertain", "the sender failed unexpectedly during the hand-over")
+            raise
+        else:
+            ledger.mark_result(row.id, "sent", reply)
+            self.finished_one(row, "sent", reply)
+        self.queue.done()
+
+
+def execute(plan: Plan, progress: Progress | None = None) -> SendReport:
+    """Send as planned and return the report; on Ctrl-C the workers finish their message and stop."""
+    report = SendReport(plan.month, plan.subject, plan.sender.describe(), now())
+    report.notes = [n for n in plan.notes if n.startswith("note:")]
+    if plan.options.test:
+        return _send_tests(plan, report)
+    if plan.options.dry_run:
+        return _dry_run(plan, report)
+    assert plan.staged is not None
+    with RunLock(plan.record):
+        return _execute_locked(plan, report, progress)
+
+
+def _execute_locked(plan: Plan, report: SendReport, progress: Progress | None) -> SendReport:
+    assert plan.staged is not None
+    if plan.resuming:
+        with Ledger(plan.record) as ledger:
+            subscribers = _reread(plan)
+            added, removed = ledger.merge(subscribers)
+        if added or removed:
+            report.notes.append(f"the list changed since the last run: {added} added, {removed} no longer in it (not sent to)")
+        plan.discard()
+    else:
+        if plan.record.exists():  # --force on a finished issue: keep the old record beside
+            stamp = now().replace(":", "")
+            os.replace(plan.record, plan.record.with_name(f"{plan.month}.{stamp}.sqlite"))
+        os.replace(plan.staged, plan.record)
+        plan.discard()
+    ledger = Ledger(plan.record)
+    try:
+        if ledger.recovered:
+            report.notes.append(f"{ledger.recovered} recipient(s) were in flight when the last run stopped: now uncertain")
+        if plan.options.resend_uncertain:
+            ledger.resend_uncertain()
+        meta = ledger.meta()
+        report.started = meta.get("started") or report.started
+        if "started" not in meta:
+            ledger.set_meta(started=report.started, sender=report.sender)
+        counts = ledger.counts()
+        run = _Run(plan, ledger, report, progress, counts["pending"] + counts["deferred"])
+        threads = [threading.Thread(target=run.work, name=f"send-{i}", daemon=True) for i in range(plan.concurrency)]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.2)
+        except KeyboardInterrupt:
+            report.interrupted = True
+            run.queue.stop()
+            for thread in threads:
+                thread.join()
+        report.counts = ledger.counts()
+        report.recipients = sum(report.counts.values())
+        report.uncertain = [r.address for r in itertools.islice(ledger.rows(("uncertain",)), 20)]
+        if not report.failures:
+            report.failures = [(r.address, r.last_reply or "") for r in itertools.islice(ledger.rows(("failed",)), 20)]
+        finished = ledger.is_finished() and not report.interrupted
+        report.finished = now()
+        if finished:
+            ledger.set_meta(finished=report.finished)
+    finally:
+        ledger.close()
+    if run.fatal is not None:
+        if isinstance(run.fatal, NewsletterError):
+            raise run.fatal
+        raise run.fatal
+    if finished:
+        report.archive = _archive(plan, report)
+    return report
+
+
+def _reread(plan: Plan) -> Iterator[Any]:
+    assert plan.options.to is not None
+    return iter_subscribers(plan.options.to, suppressed=load_suppressed(plan.folder), display=display_path(plan.options.to, plan.folder))
+
+
+def _archive(plan: Plan, report: SendReport) -> str:
+    """Freeze the sent issue (archive.py); a missing or failing archive never undoes the send."""
+    try:
+        from newsletter import archive
+    except ImportError:
+        archive = None  # type: ignore[assignment]
+    archive_issue = getattr(archive, "archive_issue", None)
+    if archive_issue is None:
+        return f"not archived: this version has no archive step; run `newsletter archive {plan.month}` when it does"
+    try:
+        result = archive_issue(plan.folder, plan.options.issue, report=report.as_json(), force=False)
+    except NewsletterError as exc:
+        return f"sent, but not archived: {exc}"
+    return getattr(result, "message", None) or f"archived {plan.month}"
+
+
+def _send_tests(plan: Plan, report: SendReport) -> SendReport:
+    report.test = True
+    report.recipients = len(plan.options.test)
+    if plan.options.dry_run:
+        report.dry_run = True
+        report.this_run = {"would send": len(plan.options.test)}
+        return report
+    connection = plan.sender.connect()
+    try:
+        for address in plan.options.test:
+            message = plan.personaliser.personalise(address, None)
+            try:
+                connection.deliver(plan.config.sender_email, address, message.data)
+            except (TemporaryFailure, PermanentFailure, UncertainDelivery) as exc:
+                report.this_run["failed"] = report.this_run.get("failed", 0) + 1
+                report.failures.append((address, exc.reply))
+            else:
+                report.this_run["sent"] = report.this_run.get("sent", 0) + 1
+    finally:
+        connection.close()
+    report.counts = dict(report.this_run)
+    report.finished = now()
+    return report
+
+
+def _dry_run(plan: Plan, report: SendReport) -> SendReport:
+    """Everything but the hand-over: personalise every message that would go, and count."""
+    report.dry_run = True
+    report.notes = []  # already shown in the summary
+    source = plan.record if plan.resuming else plan.staged
+    assert source is not None
+    states = ("pending", "deferred", "uncertain") if plan.options.resend_uncertain else ("pending", "deferred")
+    count = 0
+    started = time.perf_counter()
+    try:
+        with Ledger(source, recover=False) as ledger:
+            for row in ledger.rows(states):
+                plan.personaliser.personalise(row.address, row.name)
+                count += 1
+    finally:
+        plan.discard()
+    if count:
+        report.per_message_us = (time.perf_counter() - started) / count * 1e6
+    report.this_run = {"would send": count}
+    report.recipients = plan.recipients
+    report.finished = now()
+    return report
+
+
+def status(folder: Path, issue: str) -> tuple[dict[str, int], list[Row], dict[str, str]]:
+    """The send record of an issue: counts by state, the failed/deferred/uncertain rows, its metadata."""
+    config = load_config(folder)
+    month = issue if len(issue) == 7 and issue[4] == "-" else load_issue(resolve_issue_path(folder, issue), config, folder).issue.month  # type: ignore[union-attr]
+    path = ledger_path(folder, month)
+    if not path.exists():
+        raise NewsletterError(f"{month} has no send record yet", path=display_path(path, folder), hint=f"run `newsletter send {month} --to subscribers.csv`")
+    with Ledger(path, recover=False) as ledger:  # read-only: a running send's rows stay "sending"
+        counts = ledger.counts()
+        rows = list(ledger.rows(("failed", "deferred", "uncertain", "sending")))
+        meta = ledger.meta()
+    return counts, rows, meta
