@@ -451,6 +451,7 @@ class MonthOutcome:
 
     month: str
     path: Path
+    display: str
     action: str  # "created", "replaced", "unchanged", "refused"
     articles: int
     text: str
@@ -478,7 +479,7 @@ class ImportReport:
         out += [(f"error: {e}", True) for e in self.errors]
         would = "would " if self.dry_run else ""
         for o in self.outcomes:
-            where = display_path(o.path)
+            where = o.display
             count = f"{o.articles} article{'s' if o.articles != 1 else ''}"
             if o.action == "refused":
                 lines = [f"error: {where} exists and differs; not overwritten (use --force to replace it):"]
@@ -502,17 +503,20 @@ class ImportReport:
         return out
 
 
-def import_pages(pages: list[Path], into: Path, *, force: bool = False, dry_run: bool = False) -> ImportReport:
+def import_pages(
+    pages: list[Path], into: Path, *, force: bool = False, dry_run: bool = False, folder: Path | None = None
+) -> ImportReport:
     """Import archive pages into ``into/YYYY-MM.yaml`` files.
 
     A page that cannot be understood contributes nothing (its error names the
     file and line); the others are still imported.  An existing file is never
-    replaced without ``force``; ``dry_run`` writes nothing at all.
+    replaced without ``force``; ``dry_run`` writes nothing at all.  Paths in
+    messages are shown relative to ``folder`` (or the current directory).
     """
     report = ImportReport(into=into, dry_run=dry_run)
     parsed: list[list[PageMonth]] = []
     for path in pages:
-        display = display_path(path)
+        display = display_path(path, folder)
         try:
             parsed.append(parse_page(read_page(path, display), display))
             report.pages_read += 1
@@ -521,7 +525,7 @@ def import_pages(pages: list[Path], into: Path, *, force: bool = False, dry_run:
     for merged in merge_months(parsed, report.warnings):
         text = render_issue_file(merged, report.warnings)
         target = into / f"{merged.month}.yaml"
-        outcome = MonthOutcome(merged.month, target, "created", len(merged.articles), text)
+        outcome = MonthOutcome(merged.month, target, display_path(target, folder), "created", len(merged.articles), text)
         if target.exists():
             try:
                 existing = target.read_text(encoding="utf-8")
