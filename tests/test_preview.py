@@ -176,3 +176,24 @@ def test_cli_preview_binds_loopback_only_and_stops_quietly_on_ctrl_c(folder: Pat
     assert proc.returncode == 0
     assert "preview stopped" in out
     assert "Traceback" not in err and err == ""
+
+
+def test_check_warnings_are_listed_beside_the_email(folder: Path) -> None:
+    _replace(folder / "issues" / "2026-10.yaml", "    topics: [Empathy, Therapist Factors]\n", "")
+    page_html = preview_page(folder, "2026-10")
+    assert '<section id="warnings"' in page_html
+    assert "issues/2026-10.yaml:" in page_html and "&#x27;Therapist Empathy and Client Outcome&#x27; has no topics" in page_html
+    assert '<iframe id="desktop"' in page_html and '<iframe id="phone"' in page_html  # a warning does not stop the preview
+
+
+def test_size_near_and_over_gmails_clip_is_flagged() -> None:
+    from newsletter.preview import Snapshot, render_page
+    from newsletter.render import RenderedEmail
+
+    def page_for(kilobytes: int) -> str:
+        html = "<p>" + "x" * (kilobytes * 1024) + "</p>"
+        return render_page(Snapshot("v1", "issues/2026-10.yaml", RenderedEmail("2026-10", "S", None, html, "t\n")))
+
+    assert 'id="size" class="ok">HTML 20.0 KB<' in page_for(20)
+    assert "close to Gmail&#x27;s 102 KB clip" in page_for(95)
+    assert "over Gmail&#x27;s 102 KB limit: Gmail will clip it" in page_for(110)
