@@ -354,6 +354,32 @@ def test_title_and_boundary_detection_on_variations(tmp_path: Path, folder: Path
     assert second.practice_implications == IMPLICATIONS
 
 
+def test_title_ending_in_a_full_stop_is_accepted_above_a_citation(tmp_path: Path, folder: Path):
+    citation = "Chui, H., & Liu, F. (2021). Emotional experience of psychotherapists: A latent profile analysis. Psychotherapy, 58(3), 401–413."
+    page = write_page(tmp_path, "p.txt", "May 2018\n" + article_block("Feelings Matter.", 1, citation) + article_block("Second", 2))
+    result = run(folder, "import", str(page))
+    assert result.exit_code == 0, result.output
+    first, second = imported(folder, "2018-05").articles
+    assert first.title == "Feelings Matter." and first.citation.volume == "58" and first.citation.issue == "3"
+    assert first.practice_implications == IMPLICATIONS and second.title == "Second"
+
+
+def test_reimport_from_another_directory_is_unchanged(tmp_path: Path, imported_folder: Path, pages: list[Path]):
+    copies = tmp_path / "elsewhere"
+    copies.mkdir()
+    for page in pages:
+        (copies / page.name).write_bytes(page.read_bytes())
+    result = run(imported_folder, "import", *map(str, sorted(copies.iterdir())))
+    assert result.exit_code == 0, result.output
+    assert "0 issue file(s) written, 9 unchanged, 0 refused" in result.output
+
+
+def test_line_numbers_count_newlines_only(tmp_path: Path, folder: Path):
+    page = write_page(tmp_path, "p.txt", "Intro with a\u2028line separator and a \x0c form feed\nMay 2018\nOnly A Title\n", boilerplate=False)
+    result = run(folder, "import", str(page))
+    assert f"{page}:2: no 'Practice Implications' heading under 'May 2018'" in result.output
+
+
 def test_merge_keeps_the_order_every_page_shows(tmp_path: Path, folder: Path):
     a = write_page(tmp_path, "a.txt", "May 2018\n" + article_block("Alpha", 1) + article_block("Gamma", 3))
     b = write_page(tmp_path, "b.txt", "May 2018\n" + article_block("Beta", 2) + article_block("Gamma", 3) + article_block("Delta", 4))

@@ -38,7 +38,7 @@ from newsletter.load import display_path
 from newsletter.model import MONTH_NAMES
 
 MONTH_HEADING_RE = re.compile(rf"^({'|'.join(MONTH_NAMES)})\s+(\d{{4}})$")
-IMPLICATIONS_HEADING_RE = re.compile(r"^Practice\s+Implications\s*:?$", re.IGNORECASE)
+IMPLICATIONS_HEADING_RE = re.compile(r"^Practice\s+Implications?\s*:?$", re.IGNORECASE)
 URL_RE = re.compile(r"https?://|\bdoi\s*:", re.IGNORECASE)
 TITLE_MAX_CHARS = 200
 TITLE_MAX_WORDS = 30
@@ -121,7 +121,10 @@ def read_page(path: Path, display: str | None = None) -> list[Line]:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise PageError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=name, line=line, hint="save the page as UTF-8 text") from None
-    return [Line(n, raw.strip()) for n, raw in enumerate(text.splitlines(), 1) if raw.strip()]
+    # Split on newlines only (not str.splitlines, which also breaks at U+2028 and
+    # form feeds), so line numbers match what an editor shows.
+    raw_lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return [Line(n, raw.strip()) for n, raw in enumerate(raw_lines, 1) if raw.strip()]
 
 
 def parse_page(lines: list[Line], display: str) -> list[PageMonth]:
@@ -208,7 +211,10 @@ def _split_segment(
             path=display, line=(citation or summary).number,
         )
     title = segment[index]
-    if not is_title_shaped(title.text):
+    # A citation anchors the title firmly (it is the line above), so a title
+    # ending in a full stop is accepted there; without one, the shape decides.
+    shaped = is_title_shaped(title.text.rstrip(".") if citation else title.text)
+    if not shaped:
         raise PageError(
             f"expected an article title (a short line without a final full stop) before the "
             f"{'citation' if citation else 'summary'} on line {(citation or summary).number}, found: '{_short(title.text)}'",
@@ -366,7 +372,7 @@ def render_issue_file(merged: MergedMonth, warnings: list[str]) -> str:
     if _plain(yaml.safe_load(body)) != _plain(data):  # never write text that would load back differently
         raise NewsletterError(f"internal error: the YAML for {merged.month} does not load back to the page text", hint="please report this with the page")
     header = ["# Imported by `newsletter import` from the archive pages:"]
-    header += [f"#   {source}" for source in merged.sources]
+    header += [f"#   {Path(source).name}" for source in merged.sources]
     header += [
         "# The pages carry no topics and no intro: add topics (see newsletter.yaml) to",
         "# each article; until you write an intro, one is drafted from the titles.",
@@ -418,9 +424,20 @@ def describe_differences(existing_text: str, new: dict[str, Any]) -> list[str]:
     for name in ("intro", "subject", "preheader"):
         if old.get(name):
             notes.append(f"the existing file has {'an' if name[0] in 'aeiou' else 'a'} {name}, which --force would drop")
+    kept = [key for key in old_by_key if key in new_by_key]
+    if [key for key in new_by_key if key in old_by_key] != kept:
+        notes.append("the articles are in a different order")
     if not notes:
-        notes.append("same articles and text; only comments, order or formatting differ")
+        notes.append("same articles and text; only comments or formatting differ")
     return notes
+
+
+def _same_content(existing_text: str, new: dict[str, Any]) -> bool:
+    """Whether an existing file holds exactly what the import would write (comments aside)."""
+    try:
+        return _plain(yaml.safe_load(existing_text)) == _plain(new)
+    except yaml.YAMLError:
+        return False
 
 
 def _article_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -432,6 +449,8 @@ def _article_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     new_citation_text = (new.get("citation") or {}).get("text")
     if (str(old_citation_text).strip() if old_citation_text else None) != new_citation_text:
         fields.append("citation")
+    elif isinstance(old_citation, dict) and _plain(old_citation) != _plain(new.get("citation")):
+        fields.append("parsed citation fields")
     for name in ("summary", "practice_implications"):
         if str(old.get(name) or "").strip() != str(new[name]).strip():
             fields.append(name.replace("_", " "))
@@ -531,7 +550,7 @@ def import_pages(
                 existing = target.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 existing = f"<unreadable: {exc}>"
-            if existing == text:
+            if existing == text or _same_content(existing, issue_data(merged, [])):
                 outcome.action = "unchanged"
             else:
                 outcome.notes = describe_differences(existing, issue_data(merged, []))
