@@ -222,7 +222,7 @@ def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool,
                           retry_delay=RETRY_DELAY if retry_delay is None else retry_delay)
     prompt = (lambda: click.prompt("NEWSLETTER_SECRET (signs unsubscribe links)", hide_input=True, default="", show_default=False)) if interactive else None
     plan = prepare(folder, options, secret_prompt=prompt)
-    if not yes and not dry_run:
+    if not yes and not dry_run and not test:  # a dry run or a test copy to yourself needs no confirmation
         for line in plan.summary():
             click.echo(line)
         if not interactive:
@@ -232,7 +232,7 @@ def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool,
             plan.discard()
             click.echo("nothing sent")
             return
-    elif dry_run:
+    elif dry_run or (test and not yes):
         for line in plan.summary():
             click.echo(line)
     if interactive and not test and not dry_run and plan.to_send:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
@@ -127,11 +126,9 @@ def iter_subscribers(
     except OSError as exc:
         raise SubscriberError(f"cannot read the subscriber list: {exc.strerror}", path=shown, hint="check the path given to --to") from None
     with raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        try:
-            header_line = text.readline()
-        except UnicodeDecodeError as exc:
-            raise SubscriberError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=shown, line=1, hint="export the list as CSV UTF-8") from None
+        # Decoded line by line (not by an 8 KB TextIOWrapper) so a bad byte is reported on its own line.
+        text = _decoded_lines(raw, shown)
+        header_line = next(text, "")
         if not header_line.strip():
             raise SubscriberError("the file is empty; expected a header line naming an 'email' column", path=shown, line=1)
         delimiter = _sniff_delimiter(header_line)
@@ -151,8 +148,6 @@ def iter_subscribers(
                 row = next(reader)
             except StopIteration:
                 break
-            except UnicodeDecodeError as exc:
-                raise SubscriberError(f"not UTF-8 text ({exc.reason})", path=shown, line=start_line, hint="export the list as CSV UTF-8") from None
             except csv.Error as exc:
                 raise SubscriberError(f"malformed CSV: {exc}", path=shown, line=start_line, hint="check quotes on this line") from None
             if not row or all(not cell.strip() for cell in row):
@@ -186,6 +181,15 @@ def iter_subscribers(
             }
             stats.yielded += 1
             yield Subscriber(address, name or None, merge, start_line)
+
+
+def _decoded_lines(raw: Iterator[bytes], shown: str) -> Iterator[str]:
+    for number, data in enumerate(raw, 1):
+        try:
+            line = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SubscriberError(f"not UTF-8 text ({exc.reason} at column {exc.start + 1})", path=shown, line=number, hint="export the list as CSV UTF-8") from None
+        yield line[1:] if number == 1 and line.startswith("\ufeff") else line
 
 
 def _sniff_delimiter(header_line: str) -> str:

@@ -1,0 +1,213 @@
+"""The send flow through the real smtp sender to a real aiosmtpd server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from newsletter.cli import main
+from newsletter.ledger import Ledger, ledger_path
+from newsletter.personalise import verify_token
+from newsletter.send import RateLimiter, SendOptions, execute, prepare
+from send_support import Receiver, Server, people, write_list
+
+MONTH = "2026-11"
+
+
+def run_send(folder: Path, server: Server, csv: Path, **options) -> object:
+    opts = SendOptions(issue=MONTH, to=csv, sender="smtp", retry_delay=0.05, **options)
+    plan = prepare(folder, opts, env=server.env())
+    return execute(plan)
+
+
+def body_without_personal_parts(got) -> tuple[str, str]:
+    """Both decoded bodies with the greeting and the unsubscribe URL cut out."""
+    msg = got.message
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    strip = lambda s: re.sub(r"https://notes\.example\.org/unsubscribe\?t=[\w.-]+", "URL", re.sub(r"Dear [^\r\n]*?,(?=\r?\n|</p>)", "GREETING", s))
+    return strip(text), strip(html)
+
+
+def test_every_valid_subscriber_once_with_headers(folder: Path) -> None:
+    rows = people(30) + [("Reader0003@Example.org", "dup"), ("not-an-address", "x"), ("r\u00f8n@example.org", "Marta R\u00f8nnestad")]
+    rows += [("nordic@example.org", "Karin Fagern\u00e4s"), ("eve@example.org", '"Eve Bcc: x@evil.test"'), ("js@example.org", "<script>")]
+    csv = write_list(folder / "list.csv", rows)
+    (folder / "suppressed.txt").write_text("reader0007@example.org\n")
+    with Server() as server:
+        report = run_send(folder, server, csv, concurrency=3)
+        got = server.receiver.received()
+    valid = {a.lower() for a, _ in people(30) + rows[-3:]} - {"reader0007@example.org"}
+    counts = Counter(g.rcpt.lower() for g in got)
+    assert set(counts) == valid and set(counts.values()) == {1}
+    assert report.counts["sent"] == len(valid) and report.ok
+    bodies = set()
+    for g in got:
+        msg = g.message
+        assert msg["To"].addresses[0].addr_spec.lower() == g.rcpt.lower()
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert msg["List-Id"] == "Practice Research Notes <practice-research-notes.example.org>"
+        assert "<mailto:unsubscribe@example.org?subject=unsubscribe>" in msg["List-Unsubscribe"]
+        token = re.search(r"<https://notes\.example\.org/unsubscribe\?t=([\w.-]+)>", msg["List-Unsubscribe"]).group(1)
+        assert verify_token(b"test secret", token) == g.rcpt
+        assert "Bcc" not in msg and msg["Date"]
+        bodies.add(body_without_personal_parts(g))
+    assert len(bodies) == 1  # identical except the personal parts
+    assert len({g.message["Message-ID"] for g in got}) == len(got)
+    eve = next(g.message for g in got if g.rcpt == "eve@example.org")
+    assert eve["To"].addresses[0].display_name == "Eve Bcc: x@evil.test"
+    js = next(g.message for g in got if g.rcpt == "js@example.org")
+    assert "Dear &lt;script&gt;," in js.get_body(("html",)).get_content()
+    nordic = next(g for g in got if g.rcpt == "nordic@example.org")
+    assert nordic.message["To"].addresses[0].display_name == "Karin Fagern\u00e4s"
+    assert b"Fagern\xc3\xa4s" not in nordic.data.split(b"\r\n\r\n")[0]  # RFC 2047 in the header
+    assert "Dear Karin Fagern\u00e4s," in nordic.message.get_body(("plain",)).get_content()
+
+
+def test_faults_retried_failed_and_uncertain(folder: Path) -> None:
+    csv = write_list(folder / "list.csv", people(12))
+    receiver = Receiver(
+        faults={
+            "reader0001@example.org": ["451"],
+            "reader0002@example.org": ["451", "451"],
+            "reader0003@example.org": ["550"],
+            "reader0004@example.org": ["421"],
+            "reader0005@example.org": ["drop"],
+            "reader0006@example.org": ["data-drop"],
+            "reader0007@example.org": ["451"] * 10,
+        },
+        delay=0.01,
+    )
+    with Server(receiver) as server:
+        report = run_send(folder, server, csv, concurrency=2, max_attempts=3)
+        got = server.receiver.received()
+    counts = Counter(g.rcpt for g in got)
+    assert counts["reader0003@example.org"] == 0 and counts["reader0007@example.org"] == 0
+    for i in (0, 1, 2, 4, 5, 8, 9, 10, 11):
+        assert counts[f"reader{i:04d}@example.org"] == 1, i
+    assert counts["reader0006@example.org"] == 1  # received, but the reply never came
+    assert report.counts == {"pending": 0, "sending": 0, "sent": 9, "failed": 1, "deferred": 1, "uncertain": 1}
+    assert not report.ok
+    assert report.failures == [("reader0003@example.org", report.failures[0][1])]
+    assert "550 5.1.1" in report.failures[0][1]
+    with Ledger(ledger_path(folder, MONTH), recover=False) as ledger:
+        by_address = {r.address: r for r in ledger.rows()}
+    assert by_address["reader0002@example.org"].attempts == 3 and by_address["reader0002@example.org"].state == "sent"
+    assert by_address["reader0007@example.org"].state == "deferred" and "451" in by_address["reader0007@example.org"].last_reply
+    assert by_address["reader0006@example.org"].state == "uncertain"
+
+    # a second run retries the deferred one, does not resend the uncertain one, sends nobody twice
+    with Server(Receiver()) as server:
+        report2 = run_send(folder, server, csv)
+        assert [g.rcpt for g in server.receiver.received()] == ["reader0007@example.org"]
+    assert report2.counts["uncertain"] == 1 and report2.counts["sent"] == 10
+    # --resend-uncertain sends to the uncertain one only
+    with Server(Receiver()) as server:
+        run_send(folder, server, csv, resend_uncertain=True)
+        assert [g.rcpt for g in server.receiver.received()] == ["reader0006@example.org"]
+
+
+def test_rate_limiter_honours_every_one_second_window() -> None:
+    clock = [0.0]
+    starts: list[float] = []
+    limiter = RateLimiter(3, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
+    for _ in range(20):
+        starts.append(limiter.acquire())
+        clock[0] += 0.01
+    for t in starts:
+        assert sum(1 for s in starts if t <= s < t + 1.0) <= 3
+    assert starts[-1] < 7.0  # and it does not slow down more than needed
+    slow = RateLimiter(0.5, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
+    a, b = slow.acquire(), slow.acquire()
+    assert b - a >= 2.0
+
+
+def cli(folder: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None):
+    return CliRunner().invoke(main, [*args, "--folder", str(folder)], env=env, input=input, catch_exceptions=False)
+
+
+def test_cli_refuses_without_terminal_and_sends_nothing(folder: Path) -> None:
+    csv = write_list(folder / "list.csv", people(3))
+    with Server() as server:
+        result = cli(folder, "send", MONTH, "--to", str(csv), "--sender", "smtp", env=server.env())
+        assert result.exit_code != 0
+        assert "no terminal" in result.output and "--yes" in result.output
+        assert "recipients: 3 after filtering" in result.output
+        assert server.receiver.received() == []
+    assert not ledger_path(folder, MONTH).exists()
+    assert not any((folder / "sends").glob(".staging-*"))
+
+
+def test_cli_dry_run_and_test(folder: Path) -> None:
+    csv = write_list(folder / "list.csv", people(5) + [("bad@", "x")])
+    with Server() as server:
+        result = cli(folder, "send", MONTH, "--to", str(csv), "--sender", "smtp", "--dry-run", env=server.env())
+        assert result.exit_code == 0, result.output
+        assert "would send 5 message(s)" in result.output
+        assert "list.csv:7: 'bad@' is not a valid email address" in result.output
+        result = cli(folder, "send", MONTH, "--sender", "smtp", "--test", "me@example.net", "--test", "you@example.net", env=server.env())
+        assert result.exit_code == 0, result.output
+        got = server.receiver.received()
+    assert sorted(g.rcpt for g in got) == ["me@example.net", "you@example.net"]
+    assert all(g.message["Subject"] == "[TEST] Practice Research Notes \u2014 November 2026" for g in got)
+    assert not ledger_path(folder, MONTH).exists()
+
+
+def test_cli_send_status_exit_codes_and_already_sent(folder: Path) -> None:
+    csv = write_list(folder / "list.csv", people(4))
+    receiver = Receiver(faults={"reader0002@example.org": ["550"]})
+    with Server(receiver) as server:
+        env = server.env()
+        result = cli(folder, "send", MONTH, "--to", str(csv), "--sender", "smtp", "--yes", env=env)
+        assert result.exit_code == 1, result.output
+        assert "3 sent, 1 failed" in result.output
+        status = cli(folder, "status", MONTH)
+        assert status.exit_code == 0
+        assert "sent:          3" in status.output and "failed:        1" in status.output
+        assert re.search(r"failed\s+reader0002@example.org .*550 5\.1\.1", status.output)
+        again = cli(folder, "send", MONTH, "--to", str(csv), "--sender", "smtp", "--yes", env=env)
+        assert again.exit_code == 1 and "already sent" in again.output and "--force" in again.output
+        assert len(server.receiver.received()) == 3
+        forced = cli(folder, "send", MONTH, "--to", str(csv), "--sender", "smtp", "--yes", "--force", env=env)
+        assert forced.exit_code == 0, forced.output
+        assert len(server.receiver.received()) == 7
+
+
+def test_cli_bad_csv_names_file_and_line(folder: Path) -> None:
+    (folder / "list.csv").write_text("name,address\nAda,ada@example.org\n")
+    result = cli(folder, "send", MONTH, "--to", str(folder / "list.csv"), "--yes", "--dry-run")
+    assert result.exit_code == 1
+    assert "list.csv:1: no 'email' column in the header (found: name, address)" in result.output
+    (folder / "list.csv").write_bytes(b"email\nada@example.org\n\xff\xfe@x.org\n")
+    result = cli(folder, "send", MONTH, "--to", str(folder / "list.csv"), "--yes", "--dry-run")
+    assert result.exit_code == 1 and "list.csv:3: not UTF-8" in result.output
+
+
+def test_cli_secret_required_for_smtp_without_terminal(folder: Path) -> None:
+    csv = write_list(folder / "list.csv", people(2))
+    with Server() as server:
+        env = server.env()
+        env["NEWSLETTER_SECRET"] = ""
+        result = cli(folder, "send", MONTH, "--to", str(csv), "--sender", "smtp", "--yes", env=env)
+    assert result.exit_code == 1 and "NEWSLETTER_SECRET is not set" in result.output
+
+
+def test_cli_suppress(folder: Path) -> None:
+    result = cli(folder, "suppress", "Ada@Example.org", "bob@example.org")
+    assert result.exit_code == 0 and "suppressed ada@example.org" in result.output
+    result = cli(folder, "suppress", "ada@example.org", "not an address")
+    assert result.exit_code == 1 and "'not an address'" in result.output and "nothing was added" in result.output
+    assert (folder / "suppressed.txt").read_text() == "ada@example.org\nbob@example.org\n"
+
+
+@pytest.mark.parametrize("sender", ["maildir"])
+def test_maildir_default_sender(folder: Path, sender: str) -> None:
+    csv = write_list(folder / "list.csv", people(3))
+    result = cli(folder, "send", MONTH, "--to", str(csv), "--yes", "--sender", sender, env={"NEWSLETTER_SECRET": ""})
+    assert result.exit_code == 0, result.output
+    assert "random key" in result.output
+    assert len(list((folder / "outbox" / "new").iterdir())) == 3
