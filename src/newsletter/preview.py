@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from newsletter.config import find_config
 from newsletter.errors import NewsletterError
 from newsletter.load import display_path, resolve_issue_path
+from newsletter.model import MONTH_RE
 from newsletter.render import GMAIL_CLIP_BYTES, RenderedEmail, template_files
 
 HOST = "127.0.0.1"
@@ -287,7 +288,7 @@ class PreviewServer:
             raise NewsletterError(
                 "file not found",
                 path=display_path(self.preview.issue_path, folder),
-                hint="create it with `newsletter new YYYY-MM`, or give the path of an existing issue file",
+                hint=f"create it with `newsletter new {issue_arg if MONTH_RE.match(issue_arg) else 'YYYY-MM'}`, or give the path of an existing issue file",
             )
         try:
             self.httpd = _Server((HOST, port), _Handler)
