@@ -209,6 +209,12 @@ def test_unparseable_author_list_leaves_authors_empty():
     assert parse_authors("Rønnestad, M. H.") == ("Rønnestad, M. H.",)
 
 
+def test_unusual_author_list_is_a_citation_without_authors():
+    got = fields("Smith, J., Jr., Van Halen, E. P., & Jones, K. (2020). Unusual author list. Journal of Things, 1, 2.")
+    assert "authors" not in got  # not every name parses: none are guessed
+    assert got["year"] == 2020 and got["journal"] == "Journal of Things"
+
+
 def test_a_summary_sentence_is_not_a_citation_and_gets_no_fields():
     sentence = "Moritz and colleagues (2019) found that adverse events happen. More text follows here."
     assert not looks_like_citation(sentence)
@@ -221,6 +227,8 @@ def test_a_summary_sentence_is_not_a_citation_and_gets_no_fields():
     "July 2021",
     "In this study (2019), Smith, J. and colleagues looked at 135 patients.",
     "Smith, J. wrote about this in 2019 and again (2020) with others.",
+    "Smith, J. P. and colleagues (2020) found that the alliance matters. They asked 300 clients.",
+    "Patients, i.e. those in the trial (2020). Then more.",
     "Patients (n = 135) reported at least one adverse event (52.5%).",
 ])
 def test_non_citation_lines(line):
@@ -231,6 +239,7 @@ def test_non_citation_lines(line):
     "Chui, H., & Liu, F. (2021). Emotional experience of psychotherapists: A latent profile analysis. Psychotherapy, 58(3), 401–413.",
     "American Psychological Association. (2020). Publication manual of the American Psychological Association.",
     "Smith, J. (n.d.). A web page. https://example.org/",
+    "Smith, J., Jr., Van Halen, E. P., & Jones, K. (2020). Unusual author list. Journal, 1, 2.",
 ])
 def test_citation_lines(line):
     assert looks_like_citation(line)

@@ -134,10 +134,12 @@ def author_date(line: str) -> tuple[re.Match[str], tuple[str, ...]] | None:
     """The "(YEAR)" group and the authors before it, when the line has a reference's shape.
 
     The shape is a "(YEAR)" group (see ``find_year``) after a prefix that
-    parses as a list of "Surname, I." names, or (for a group author) a short
-    prefix ending in a full stop, with more text after it.  A summary sentence
-    such as "Moritz and colleagues (2019) found..." has neither prefix.
-    Group authors give an empty tuple of authors.
+    parses as a list of "Surname, I." names, or that opens with one such name
+    and ends with an initial (a list with something unusual in it, like
+    "Jr."), or (for a group author) a short prefix ending in a full stop, with
+    more text after it.  A summary sentence such as "Moritz and colleagues
+    (2019) found..." has none of these prefixes.  Only a fully parsed list
+    gives authors; the other shapes give an empty tuple.
     """
     line = line.strip()
     match = find_year(line)
@@ -149,6 +151,10 @@ def author_date(line: str) -> tuple[re.Match[str], tuple[str, ...]] | None:
     authors = parse_authors(prefix)
     if authors:
         return match, authors
+    # "Smith, J., Jr., & Jones, K. (2020). ..." — clearly names, though not all parse.
+    first = _AUTHOR_RE.match(prefix)
+    if first and first.group("surname")[0].isupper() and re.search(rf"(?:^|[\s.,-]){_LETTER}\.$", prefix):
+        return match, ()
     # "American Psychological Association. (2020). ..." — a group author.
     if (
         len(prefix) <= 120
