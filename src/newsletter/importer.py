@@ -239,7 +239,8 @@ def _implications(lines: list[Line], mark: Line, display: str) -> list[Line]:
             kind = "a citation" if looks_like_citation(line.text) else "a title"
             raise PageError(
                 f"'{_short(line.text)}' looks like {kind}, but it stands inside the implications that follow "
-                f"'Practice Implications' (line {mark.number}) and no summary and 'Practice Implications' follow it",
+                f"'Practice Implications' (line {mark.number}); if it starts a new article, that article lacks "
+                "its summary or its own 'Practice Implications' heading",
                 path=display, line=line.number,
                 hint="every article needs a title, an optional citation, one summary paragraph, 'Practice Implications' and the implications",
             )
