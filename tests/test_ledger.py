@@ -1,0 +1,98 @@
+"""The send record: complete or absent, durable marks, crash leftovers become uncertain."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from newsletter.errors import NewsletterError
+from newsletter.ledger import Ledger, RunLock, write_new
+from newsletter.subscribers import Subscriber
+
+
+def subs(*addresses: str) -> list[Subscriber]:
+    return [Subscriber(a, a.split("@")[0].title(), {}, i + 2) for i, a in enumerate(addresses)]
+
+
+def test_new_record_drops_duplicates_and_is_installed_whole(tmp_path: Path) -> None:
+    path = tmp_path / "sends" / "2026-11.sqlite"
+    added, duplicates = write_new(path, subs("a@x.org", "b@x.org", "A@X.org"), {"month": "2026-11"})
+    assert (added, duplicates) == (2, 1)
+    with Ledger(path) as ledger:
+        assert ledger.counts()["pending"] == 2 and ledger.meta()["month"] == "2026-11"
+        assert [r.address for r in ledger.rows()] == ["a@x.org", "b@x.org"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["2026-11.sqlite"]  # no temp files left
+
+
+def test_a_failing_list_leaves_no_record(tmp_path: Path) -> None:
+    path = tmp_path / "sends" / "2026-11.sqlite"
+
+    def broken():
+        yield from subs("a@x.org")
+        raise NewsletterError("bad line", path="list.csv", line=3)
+
+    with pytest.raises(NewsletterError):
+        write_new(path, broken(), {})
+    assert not path.exists() and list(path.parent.iterdir()) == []
+
+
+def test_rows_left_sending_become_uncertain_on_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "2026-11.sqlite"
+    write_new(path, subs("a@x.org", "b@x.org", "c@x.org"), {})
+    # a process that marks a row sending and dies without closing anything
+    code = (
+        "import os, sys; from pathlib import Path; from newsletter.ledger import Ledger\n"
+        f"l = Ledger(Path({str(path)!r}))\n"
+        "rows = list(l.rows())\n"
+        "l.mark_sending(rows[0].id, '<m1@x>'); l.mark_result(rows[0].id, 'sent', '250 ok')\n"
+        "l.mark_sending(rows[1].id, '<m2@x>')\n"
+        "os._exit(9)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=False)
+    with Ledger(path, recover=False) as peek:
+        assert peek.counts()["sending"] == 1
+    with Ledger(path) as ledger:
+        assert ledger.recovered == 1
+        states = {r.address: (r.state, r.attempts, r.message_id) for r in ledger.rows()}
+        assert states == {"a@x.org": ("sent", 1, "<m1@x>"), "b@x.org": ("uncertain", 1, "<m2@x>"), "c@x.org": ("pending", 0, None)}
+        assert ledger.is_finished() is False
+        assert ledger.resend_uncertain() == 1
+        assert ledger.counts()["pending"] == 2
+
+
+def test_settings_that_make_marks_durable(tmp_path: Path) -> None:
+    path = tmp_path / "2026-11.sqlite"
+    write_new(path, subs("a@x.org"), {})
+    with Ledger(path) as ledger:
+        assert ledger._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        row = next(ledger.rows())
+        ledger.mark_sending(row.id, "<m@x>")
+        assert ledger._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL for the mark before a hand-over
+        ledger.mark_result(row.id, "sent", "250 ok")
+    with pytest.raises(sqlite3.IntegrityError):
+        conn = sqlite3.connect(path)
+        conn.execute("UPDATE recipients SET state = 'bogus'")
+
+
+def test_merge_adds_new_and_drops_untried_leavers(tmp_path: Path) -> None:
+    path = tmp_path / "2026-11.sqlite"
+    write_new(path, subs("a@x.org", "b@x.org", "c@x.org"), {})
+    with Ledger(path) as ledger:
+        a = next(ledger.rows())
+        ledger.mark_sending(a.id, "<m@x>")
+        ledger.mark_result(a.id, "sent", "250")
+        added, removed = ledger.merge(subs("b@x.org", "d@x.org"))
+        assert (added, removed) == (1, 1)  # d added; c (never tried) left the list; a stays sent
+        assert {r.address: r.state for r in ledger.rows()} == {"a@x.org": "sent", "b@x.org": "pending", "d@x.org": "pending"}
+
+
+def test_run_lock_excludes_a_second_run(tmp_path: Path) -> None:
+    record = tmp_path / "sends" / "2026-11.sqlite"
+    with RunLock(record):
+        with pytest.raises(NewsletterError, match="another `newsletter send` of this issue is running"):
+            RunLock(record)
+    RunLock(record).release()

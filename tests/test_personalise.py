@@ -1,0 +1,104 @@
+"""Personalised bytes must parse exactly like a message built per recipient the slow way."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import quopri
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import load_config
+from newsletter.load import load_issue, resolve_issue_path
+from newsletter.message import build_message, mailbox, message_bytes
+from newsletter.personalise import Personaliser, greeting_for, qp_encode, unsubscribe_token, verify_token
+from newsletter.render import Personal, Renderer
+
+NAMES = [
+    "Ada Lovelace",
+    "Marta R\u00f8nnestad",
+    "Karin Fagern\u00e4s",
+    "Eve\r\nBcc: x@evil.test",
+    "<script>alert(1)</script>",
+    None,
+    'A "quoted" \\ name & co',
+    "\u00d8" * 80,
+    " ".join(["Bj\u00f8rn"] * 20),
+    "\u00dcnal Bj\u00f8rn \u00c5s Eve Bcc: x@evil.test",
+    "\u674e\u5c0f\u9f8d",
+]
+
+
+def parse(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+@pytest.fixture
+def parts(folder: Path):
+    config = load_config(folder)
+    issue = load_issue(resolve_issue_path(folder, "2026-11"), config, folder).issue
+    renderer = Renderer(folder, config)
+    return config, issue, renderer, Personaliser(renderer, issue, config, b"key")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_as_building_per_recipient(parts, name: str | None) -> None:
+    config, issue, renderer, personaliser = parts
+    address = "o'neil+news@example.org"
+    fast = personaliser.personalise(address, name, date=1_700_000_000)
+    url = personaliser.unsubscribe_url(address)
+    slow = message_bytes(
+        build_message(
+            renderer.render(issue, Personal(greeting_for(name), url)), config,
+            to=mailbox(name, address), message_id=fast.message_id, date=1_700_000_000, unsubscribe_url=url,
+        )
+    )
+    a, b = parse(fast.data), parse(slow)
+    values = lambda m: [(k, " ".join(str(v).split())) for k, v in m.items() if k != "Content-Type"]
+    assert values(a) == values(b)
+    assert a["To"].addresses == b["To"].addresses
+    assert [p.get_content_type() for p in a.walk()] == [p.get_content_type() for p in b.walk()]
+    for pa, pb in zip(a.walk(), b.walk()):
+        if not pa.is_multipart():
+            assert pa.get_content() == pb.get_content()
+            assert pa.items() == pb.items()
+    head, body = fast.data.split(b"\r\n\r\n", 1)
+    assert all(len(line) <= 76 for line in body.split(b"\r\n"))
+    assert all(len(line) <= 998 for line in head.split(b"\r\n"))
+    assert head.isascii()
+    assert b"nlslot" not in fast.data
+    assert not any(line.lower().startswith(b"bcc") for line in head.split(b"\r\n"))
+
+
+def test_greeting_in_both_parts(parts) -> None:
+    *_, personaliser = parts
+    msg = parse(personaliser.personalise("a@example.org", "<b>Ann & Bo</b>").data)
+    assert "Dear &lt;b&gt;Ann &amp; Bo&lt;/b&gt;," in msg.get_body(("html",)).get_content()
+    assert "\r\nDear <b>Ann & Bo</b>,\r\n" in msg.get_body(("plain",)).get_content()
+    neutral = parse(personaliser.personalise("a@example.org", None).data)
+    assert "Dear reader," in neutral.get_body(("plain",)).get_content()
+
+
+def test_message_ids_unique_and_test_subject(parts) -> None:
+    config, issue, renderer, personaliser = parts
+    ids = {personaliser.personalise("a@example.org").message_id for _ in range(200)}
+    assert len(ids) == 200
+    test = Personaliser(renderer, issue, config, b"key", subject_prefix="[TEST] ")
+    assert parse(test.personalise("me@example.org").data)["Subject"] == "[TEST] Practice Research Notes \u2014 November 2026"
+
+
+def test_signed_tokens() -> None:
+    token = unsubscribe_token(b"k1", "Ada@Example.org")
+    assert verify_token(b"k1", token) == "Ada@Example.org"
+    assert verify_token(b"k2", token) is None
+    assert verify_token(b"k1", token[:-2] + "AA") is None
+    assert verify_token(b"k1", "garbage") is None
+    assert all(c.isalnum() or c in "-_." for c in token)
+
+
+@pytest.mark.parametrize("text", ["plain", "trailing space \nnext", "=" * 200, "\u00f8" * 100 + "\n", "tab\t\n", ""])
+def test_qp_segments_decode_back(text: str) -> None:
+    encoded = qp_encode(text, soft_end=True)
+    assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
+    assert quopri.decodestring(encoded).decode("utf-8").replace("\r\n", "\n") == text

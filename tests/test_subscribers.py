@@ -1,0 +1,118 @@
+"""Reading subscriber exports as they come from real tools, and the suppression list."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from newsletter.errors import NewsletterError, SubscriberError
+from newsletter.subscribers import HashSeen, ReadStats, iter_subscribers, load_suppressed, suppress
+
+
+def read(path: Path, **kwargs) -> tuple[list, ReadStats]:
+    stats = ReadStats()
+    return list(iter_subscribers(path, stats=stats, display="list.csv", **kwargs)), stats
+
+
+def test_spreadsheet_export_bom_crlf_semicolons_spaces_status(tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_bytes(
+        "\ufeffE-mail ; Name ; Status ; City\r\n"
+        "  ada@example.org ;  Ada   Lovelace ; subscribed ; Oslo\r\n"
+        "gone@example.org;Gone;Unsubscribed;Bergen\r\n"
+        "bounce@example.org;B;bounced;\r\n"
+        "\r\n"
+        "not-an-address;Nobody;;\r\n"
+        "ADA@example.org;Ada again;;\r\n"
+        '"multi@example.org";"Line\r\nBreak";;Troms\u00f8\r\n'
+        ";no email;;\r\n"
+        "karin@example.org;Karin Fagern\u00e4s\r\n".encode("utf-8")
+    )
+    subs, stats = read(path, seen=HashSeen())
+    assert [(s.email, s.name, s.line) for s in subs] == [
+        ("ada@example.org", "Ada Lovelace", 2),
+        ("multi@example.org", "Line Break", 8),
+        ("karin@example.org", "Karin Fagern\u00e4s", 11),
+    ]
+    assert subs[0].fields == {"city": "Oslo"} and subs[1].fields == {"city": "Troms\u00f8"}
+    assert (stats.status_skipped, stats.invalid, stats.duplicates) == (2, 2, 1)
+    assert stats.problems == [
+        "list.csv:6: 'not-an-address' is not a valid email address; row skipped",
+        "list.csv:10: no email address; row skipped",
+    ]
+
+
+def test_comma_delimiter_and_no_name_column(tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text("email\nA@x.org\nb@x.org\n")
+    subs, _ = read(path, seen=HashSeen())
+    assert [(s.email, s.name) for s in subs] == [("A@x.org", None), ("b@x.org", None)]
+
+
+def test_suppressed_addresses_are_skipped_case_insensitively(tmp_path: Path) -> None:
+    (tmp_path / "suppressed.txt").write_text("# people who asked\nBOB@example.org\n\n")
+    path = tmp_path / "list.csv"
+    path.write_text("email,name\nbob@Example.org,Bob\ncarol@example.org,Carol\n")
+    subs, stats = read(path, suppressed=load_suppressed(tmp_path))
+    assert [s.email for s in subs] == ["carol@example.org"] and stats.suppressed == 1
+
+
+def test_header_injection_in_names_and_fields_is_flattened(tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text('email,name,note\neve@example.org,"Eve\r\nBcc: x@evil.test","a\nb"\n', newline="")
+    (sub,), _ = read(path)
+    assert sub.name == "Eve Bcc: x@evil.test" and sub.fields == {"note": "a b"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "list.csv:1: the file is empty"),
+        (b"name,mail address\nx,y\n", "list.csv:1: no 'email' column in the header (found: name, mail address)"),
+        (b"email\nok@example.org\n\xe9@example.org\n", "list.csv:3: not UTF-8 text"),
+    ],
+)
+def test_unreadable_files_name_file_and_line(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "list.csv"
+    path.write_bytes(content)
+    with pytest.raises(SubscriberError) as info:
+        read(path)
+    assert str(info.value).startswith(message)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SubscriberError, match="list.csv: cannot read the subscriber list"):
+        read(tmp_path / "nope.csv")
+
+
+def test_streaming_memory_does_not_grow_with_the_list(tmp_path: Path) -> None:
+    """Without in-memory de-duplication (the send record does it) the reader keeps nothing per row."""
+
+    def peak(n: int) -> int:
+        path = tmp_path / f"list{n}.csv"
+        with path.open("w") as out:
+            out.write("email,name,city\n")
+            for i in range(n):
+                out.write(f"reader{i}@example.org,Reader {i},Oslo\n")
+        tracemalloc.start()
+        count = sum(1 for _ in iter_subscribers(path))
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert count == n
+        return top
+
+    small, large = peak(2_000), peak(40_000)
+    assert large < small + 64 * 1024, (small, large)
+
+
+def test_suppress_adds_atomically_validates_and_ignores_case(tmp_path: Path) -> None:
+    added, already = suppress(tmp_path, ["Ada@Example.org", "bob@example.org"])
+    assert (added, already) == (["ada@example.org", "bob@example.org"], [])
+    added, already = suppress(tmp_path, ["ADA@example.org", "carol@example.org"])
+    assert (added, already) == (["carol@example.org"], ["ada@example.org"])
+    with pytest.raises(NewsletterError, match="not a valid email address: 'x@'; nothing was added"):
+        suppress(tmp_path, ["dave@example.org", "x@"])
+    assert (tmp_path / "suppressed.txt").read_text() == "ada@example.org\nbob@example.org\ncarol@example.org\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
