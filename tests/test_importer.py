@@ -260,7 +260,7 @@ def test_dry_run_prints_the_files_and_writes_nothing(folder: Path, pages: list[P
     assert "would write issues/2021-07.yaml (2 articles)" in result.output
     assert "--- issues/2021-07.yaml\n# Imported by `newsletter import`" in result.output
     assert "month: 2021-07" in result.output
-    assert "dry run: 3 page(s) read, 9 issue file(s) to write" in result.output
+    assert "dry run: 3 of 3 page(s) understood, 9 issue file(s) to write" in result.output
 
 
 def test_dry_run_over_an_existing_file_reports_the_refusal_and_writes_nothing(folder: Path, pages: list[Path]):
@@ -292,6 +292,7 @@ def test_garbage_gets_file_line_error_and_nothing_is_written(tmp_path: Path, fol
     result = run(folder, "import", str(bad), str(good))
     assert result.exit_code == 1
     assert f"bad.txt:{line}: {message}" in result.output, result.output
+    assert "hint: " in result.output and "nothing from this page was imported" in result.output
     after = sorted(p.name for p in (folder / "issues").iterdir())
     assert after == sorted(before + ["2019-03.yaml"])  # the good page is imported; nothing from the bad one
     assert "2021-07.yaml" not in after

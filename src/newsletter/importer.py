@@ -47,6 +47,12 @@ TITLE_MAX_WORDS = 30
 class PageError(NewsletterError):
     """A page that cannot be understood; names the file and line."""
 
+    DEFAULT_HINT = "nothing from this page was imported; fix the page in a text editor (or leave it out) and run the import again"
+
+    def __init__(self, message: str, **where: Any) -> None:
+        hint = where.pop("hint", None)
+        super().__init__(message, hint=f"{hint}; {self.DEFAULT_HINT}" if hint else self.DEFAULT_HINT, **where)
+
 
 # --- reading one page ------------------------------------------------------------------
 
@@ -488,6 +494,7 @@ class ImportReport:
     errors: list[NewsletterError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     pages_read: int = 0
+    pages_total: int = 0
 
     @property
     def ok(self) -> bool:
@@ -514,7 +521,7 @@ class ImportReport:
             if self.dry_run and o.action != "unchanged":
                 out.append((f"--- {where}\n{o.text}", False))
         summary = (
-            f"{'dry run: ' if self.dry_run else ''}{self.pages_read} page(s) read, "
+            f"{'dry run: ' if self.dry_run else ''}{self.pages_read} of {self.pages_total} page(s) understood, "
             f"{sum(1 for o in self.outcomes if o.action in ('created', 'replaced'))} issue file(s) {'to write' if self.dry_run else 'written'}, "
             f"{sum(1 for o in self.outcomes if o.action == 'unchanged')} unchanged, "
             f"{sum(1 for o in self.outcomes if o.action == 'refused')} refused, {len(self.errors)} page error(s)"
@@ -533,7 +540,7 @@ def import_pages(
     replaced without ``force``; ``dry_run`` writes nothing at all.  Paths in
     messages are shown relative to ``folder`` (or the current directory).
     """
-    report = ImportReport(into=into, dry_run=dry_run)
+    report = ImportReport(into=into, dry_run=dry_run, pages_total=len(pages))
     parsed: list[list[PageMonth]] = []
     for path in pages:
         display = display_path(path, folder)
