@@ -390,6 +390,16 @@ def test_merge_keeps_the_order_every_page_shows(tmp_path: Path, folder: Path):
     assert [x.title for x in imported(folder, "2018-05").articles] == ["Alpha", "Beta", "Gamma", "Delta"]
 
 
+def test_same_title_twice_on_one_page_is_one_article(tmp_path: Path, folder: Path):
+    page = write_page(tmp_path, "p.txt", "May 2018\n" + article_block("Alpha", 1) + article_block("Beta", 2) + article_block("Alpha", 1))
+    other = write_page(tmp_path, "q.txt", "June 2018\n" + article_block("Gamma", 1) + article_block("Gamma", 1))
+    result = run(folder, "import", str(page), str(other))
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.output  # identical repeats need no warning
+    assert [a.title for a in imported(folder, "2018-05").articles] == ["Alpha", "Beta"]
+    assert [a.title for a in imported(folder, "2018-06").articles] == ["Gamma"]
+
+
 def test_same_title_with_different_text_is_reported(tmp_path: Path, folder: Path):
     a = write_page(tmp_path, "a.txt", "May 2018\n" + article_block("Alpha", 1))
     b = write_page(tmp_path, "b.txt", "May 2018\n" + article_block("Alpha", 2))

@@ -288,14 +288,11 @@ class MergedMonth:
         pending: list[PageArticle] = []  # new articles before any known one: go before it
         for article in page_month.articles:
             key = title_key(article.title)
-            if key in known:
-                existing = self.articles[known[key]]
-                differs = _differences(existing, article)
-                if differs:
-                    warnings.append(
-                        f"{article.source}: warning: '{_short(article.title)}' differs from {existing.source} "
-                        f"({', '.join(differs)}); kept the text from {existing.source}"
-                    )
+            twin = next((a for a in pending if title_key(a.title) == key), None)
+            if twin is not None:  # the same title twice on one page, before any known article
+                _warn_if_different(twin, article, warnings)
+            elif key in known:
+                _warn_if_different(self.articles[known[key]], article, warnings)
                 if pending:
                     position = known[key]
                     self.articles[position:position] = pending
@@ -309,6 +306,15 @@ class MergedMonth:
                 insert_at += 1
                 known = {title_key(a.title): i for i, a in enumerate(self.articles)}
         self.articles.extend(pending)
+
+
+def _warn_if_different(kept: PageArticle, other: PageArticle, warnings: list[str]) -> None:
+    differs = _differences(kept, other)
+    if differs:
+        warnings.append(
+            f"{other.source}: warning: '{_short(other.title)}' differs from {kept.source} "
+            f"({', '.join(differs)}); kept the text from {kept.source}"
+        )
 
 
 def _differences(a: PageArticle, b: PageArticle) -> list[str]:
