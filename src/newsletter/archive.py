@@ -19,14 +19,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from newsletter.atomicdir import fsync_tree, replace_directory, temp_dir_beside
 from newsletter.config import load_config
 from newsletter.errors import NewsletterError, Problem
 from newsletter.load import LoadedIssue, _IssueBuilder, display_path, resolve_issue_path
 from newsletter.model import MONTH_RE, Config
-from newsletter.yamlsource import YamlSource, _record as record_positions, read_yaml
+from newsletter.yamlsource import read_yaml
 
 ARCHIVE_DIR = "archive"
 SENDS_DIR = "sends"
@@ -133,7 +131,7 @@ def check_archived_issue(folder: Path, month: str, config: Config) -> LoadedIssu
     path = archive_dir(folder, month) / ISSUE_FILE
     display = display_path(path, folder)
     try:
-        src = _fast_read_yaml(path, display)
+        src = read_yaml(path, display)
     except NewsletterError as exc:
         return LoadedIssue(path, display, None, [Problem(display, exc.line, exc.column, exc.message)], None)
     # The issue builder checks the month against the file's stem; the archived
@@ -141,28 +139,6 @@ def check_archived_issue(folder: Path, month: str, config: Config) -> LoadedIssu
     builder = _IssueBuilder(src, config, path.with_name(f"{month}.yaml"))
     issue = builder.build()
     return LoadedIssue(path, display, issue, builder.problems, src)
-
-
-def _fast_read_yaml(path: Path, display: str) -> YamlSource:
-    """Parse with libyaml when available (the site reads every archived issue; the
-    pure-Python parser dominates its run time); any error is re-read with the
-    standard parser so messages stay identical to `newsletter check`."""
-    if not getattr(yaml, "__with_libyaml__", False):
-        return read_yaml(path, display)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-        loader = yaml.CSafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return read_yaml(path, display)
-    src = YamlSource(path=display, data=data)
-    if node is not None:
-        record_positions(node, (), src)
-    return src
 
 
 def archive_issue(folder: Path, issue_arg: str, *, report: dict[str, Any] | None, force: bool = False) -> ArchiveResult:
