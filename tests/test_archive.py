@@ -219,3 +219,19 @@ def test_list_reads_an_archive_without_an_issue_file(folder: Path) -> None:
     (folder / "issues" / "2026-10.yaml").unlink()
     result = run(folder, "list")
     assert [l.split()[:2] for l in result.output.splitlines()] == [["2026-11", "checked"], ["2026-10", "archived"]]
+
+
+def test_a_finished_send_archives_itself(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEWSLETTER_SECRET", raising=False)
+    result = run(folder, "send", "2026-10", "--to", str(folder / "subscribers.example.csv"), "--yes")
+    assert result.exit_code == 0, result.output + result.stderr
+    target = folder / "archive" / "2026-10"
+    report = json.loads((target / "report.json").read_text(encoding="utf-8"))
+    assert report["month"] == "2026-10" and report["counts"]["sent"] == report["recipients"] > 0
+    conn = sqlite3.connect(target / "send-record.sqlite")
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM recipients WHERE state = 'sent'").fetchone()[0] == report["recipients"]
+    finally:
+        conn.close()
+    line = run(folder, "list").output.splitlines()[-1]
+    assert line.startswith("2026-10  archived  sent ") and f"to {report['recipients']} recipients" in line
