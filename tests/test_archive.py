@@ -235,3 +235,19 @@ def test_a_finished_send_archives_itself(folder: Path, monkeypatch: pytest.Monke
         conn.close()
     line = run(folder, "list").output.splitlines()[-1]
     assert line.startswith("2026-10  archived  sent ") and f"to {report['recipients']} recipients" in line
+
+
+def test_manual_archive_of_an_unfinished_send_needs_force_and_takes_counts_from_the_record(folder: Path) -> None:
+    make_send_record(folder, "2026-10", ["sent", "failed", "pending"])
+    result = run(folder, "archive", "2026-10")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: sends/2026-10.sqlite: the send of 2026-10 is not finished: 1 of 3 recipients are still to try\n"
+        "  hint: finish it with `newsletter send 2026-10`, or run `newsletter archive 2026-10 --force` to archive it as it stands\n"
+    )
+    assert not (folder / "archive" / "2026-10").exists()
+    assert run(folder, "archive", "2026-10", "--force").exit_code == 0
+    report = json.loads((folder / "archive" / "2026-10" / "report.json").read_text())
+    assert report["recipients"] == 3
+    assert report["counts"] == {"sent": 1, "failed": 1, "deferred": 0, "uncertain": 0, "pending": 1}
+    assert report["sender"].endswith("(archived with `newsletter archive` from the send record)")

@@ -170,6 +170,16 @@ def archive_issue(folder: Path, issue_arg: str, *, report: dict[str, Any] | None
                 hint=f"undo the change, or run `newsletter archive {month} --force` to archive this version (the archived one is kept beside it in {display_path(target, folder)}/{PREVIOUS_PREFIX}<time>/)",
             )
 
+    record = send_record_path(folder, month)
+    if report is None and state is None and not force and record.is_file():
+        summary = read_send_record(record)
+        if summary is not None and summary.open_rows:
+            raise ArchiveError(
+                f"the send of {month} is not finished: {summary.open_rows:,} of {summary.recipients:,} recipients are still to try",
+                path=display_path(record, folder),
+                hint=f"finish it with `newsletter send {month}`, or run `newsletter archive {month} --force` to archive it as it stands",
+            )
+
     now = datetime.now(timezone.utc)
     tmp = temp_dir_beside(target)
     try:
@@ -193,10 +203,9 @@ def archive_issue(folder: Path, issue_arg: str, *, report: dict[str, Any] | None
         elif state is not None and state.report is not None:
             final_report = dict(state.report)  # a forced replacement keeps the facts of the send
         else:
-            final_report = _elsewhere_report(month, rendered.subject)
+            final_report = _elsewhere_report(month, rendered.subject, read_send_record(send_record_path(folder, month)))
         final_report["archived"] = _iso(now)
         _write(tmp / REPORT_FILE, (json.dumps(final_report, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-        record = send_record_path(folder, month)
         if record.is_file():
             copy_sqlite(record, tmp / RECORD_FILE)
         fsync_tree(tmp)
@@ -208,6 +217,51 @@ def archive_issue(folder: Path, issue_arg: str, *, report: dict[str, Any] | None
         return ArchiveResult(month, target, "archived")
     kept = target / previous.name if previous else None
     return ArchiveResult(month, target, "updated" if same_issue else "replaced", kept)
+
+
+@dataclass(frozen=True)
+class RecordSummary:
+    """What a send record says, read without changing it."""
+
+    meta: dict[str, str]
+    counts: dict[str, int]  # only the states that occur, in a fixed order
+    finished: str | None
+
+    @property
+    def recipients(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def open_rows(self) -> int:
+        """Recipients still to try (pending, deferred, or in flight)."""
+        return sum(self.counts.get(s, 0) for s in OPEN_STATES)
+
+
+OPEN_STATES = ("pending", "sending", "deferred")
+_STATE_ORDER = ("sent", "failed", "uncertain", "deferred", "sending", "pending")
+
+
+def read_send_record(path: Path) -> RecordSummary | None:
+    """Counts and meta of a send record, opened read-only so a running send is undisturbed; None if unreadable."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return None
+    try:
+        counts = dict(conn.execute("SELECT state, COUNT(*) FROM recipients GROUP BY state").fetchall())
+        try:
+            meta = {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta").fetchall()}
+        except sqlite3.Error:
+            meta = {}
+        finished = meta.get("finished") or conn.execute(
+            "SELECT MAX(updated_at) FROM recipients WHERE state NOT IN ('pending', 'sending')"
+        ).fetchone()[0]
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    ordered = {s: int(counts[s]) for s in _STATE_ORDER if counts.get(s)}
+    return RecordSummary(meta, ordered, finished)
 
 
 def copy_sqlite(source: Path, dest: Path) -> None:
@@ -245,7 +299,20 @@ def _same_report(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
     return strip(new) == strip(old)
 
 
-def _elsewhere_report(month: str, subject: str) -> dict[str, Any]:
+def _elsewhere_report(month: str, subject: str, record: RecordSummary | None) -> dict[str, Any]:
+    """The report of `newsletter archive` without a send: counts from the send record if there is one."""
+    if record is not None and record.recipients:
+        counts = {k: record.counts.get(k, 0) for k in ("sent", "failed", "deferred", "uncertain", "pending")}
+        counts["pending"] += record.counts.get("sending", 0)
+        return {
+            "month": month,
+            "subject": record.meta.get("subject", subject),
+            "sender": record.meta.get("sender", "unknown") + " (archived with `newsletter archive` from the send record)",
+            "started": record.meta.get("started"),
+            "finished": record.finished,
+            "recipients": record.recipients,
+            "counts": counts,
+        }
     return {
         "month": month,
         "subject": subject,

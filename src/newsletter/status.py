@@ -10,18 +10,14 @@ changes them while a send is running.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from newsletter.archive import RECORD_FILE, SENT_ELSEWHERE, archived_months, archived_state, send_record_path
+from newsletter.archive import RECORD_FILE, SENT_ELSEWHERE, archived_months, archived_state, read_send_record, send_record_path
 from newsletter.config import check_config
 from newsletter.load import check_issue, display_path, issue_paths
-
-OPEN_STATES = ("pending", "sending", "deferred")
-
 
 @dataclass(frozen=True)
 class SendSummary:
@@ -86,7 +82,7 @@ def _archived(folder: Path, month: str, path: Path | None) -> IssueStatus:
     record = state.directory / RECORD_FILE
     if summary is None and record.is_file():
         read = read_send_record(record)
-        summary = read[0] if read else None
+        summary = SendSummary(read.finished, read.recipients, read.counts) if read else None
     where = display_path(state.directory, folder) + "/"
     if summary is None:
         sent = "sent some other way" if (state.report or {}).get("sender") == SENT_ELSEWHERE else "no send report"
@@ -106,37 +102,12 @@ def summary_from_report(report: dict[str, Any] | None) -> SendSummary | None:
     return SendSummary(report.get("finished"), report["recipients"], {k: int(v) for k, v in counts.items() if isinstance(v, int)})
 
 
-def read_send_record(path: Path) -> tuple[SendSummary, bool] | None:
-    """Counts of a send record (read-only) and whether recipients are left to try; None if unreadable."""
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error:
-        return None
-    try:
-        counts = dict(conn.execute("SELECT state, COUNT(*) FROM recipients GROUP BY state").fetchall())
-        try:
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.Error:
-            meta = {}
-        finished = meta.get("finished") or conn.execute(
-            "SELECT MAX(updated_at) FROM recipients WHERE state NOT IN ('pending', 'sending')"
-        ).fetchone()[0]
-    except sqlite3.Error:
-        return None
-    finally:
-        conn.close()
-    total = sum(counts.values())
-    open_rows = sum(counts.get(s, 0) for s in OPEN_STATES)
-    ordered = {s: counts[s] for s in ("sent", "failed", "uncertain", "deferred", "sending", "pending") if counts.get(s)}
-    return SendSummary(finished, total, ordered), open_rows > 0
-
-
 def _from_record(folder: Path, month: str, record: Path) -> IssueStatus:
     read = read_send_record(record)
     where = display_path(record, folder)
     if read is None:
         return IssueStatus(month, "sending", f"{where} exists but cannot be read; see `newsletter send` for its state")
-    summary, open_rows = read
+    summary, open_rows = SendSummary(read.finished, read.recipients, read.counts), read.open_rows
     if open_rows:
         done = summary.counts.get("sent", 0) + summary.counts.get("failed", 0) + summary.counts.get("uncertain", 0)
         return IssueStatus(month, "sending", f"{done:,} of {summary.recipients:,} handled ({', '.join(f'{n:,} {s}' for s, n in summary.counts.items())}); in progress or interrupted, resume with `newsletter send {month}`", summary)
