@@ -183,6 +183,13 @@ class Ledger:
         self._conn = _connect(path)
         self._lock = threading.Lock()
         self._sync = "FULL"
+        # group commit state (see _group_commit)
+        self._gc = threading.Condition()
+        self._gc_pending: list[tuple[str, tuple, bool]] = []
+        self._gc_batch = 1  # the number the next batch will get
+        self._gc_done = 0  # the last batch committed
+        self._gc_busy = False
+        self._gc_error: BaseException | None = None
         self.recovered = self._recover() if recover else 0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -199,6 +206,7 @@ class Ledger:
             return cursor.rowcount
 
     def close(self) -> None:
+        self.flush()
         with self._lock:
             self._set_sync("FULL")
             try:
@@ -232,23 +240,84 @@ class Ledger:
     # -- state changes --------------------------------------------------------------------------
 
     def mark_sending(self, row_id: int, message_id: str) -> None:
-        """Durably record that this recipient's message is about to leave (fsync before returning)."""
-        with self._lock:
-            self._set_sync("FULL")
-            self._conn.execute(
-                "UPDATE recipients SET state = 'sending', attempts = attempts + 1, message_id = ?, updated_at = ? WHERE id = ?",
-                (message_id, now(), row_id),
-            )
+        """Durably record that this recipient's message is about to leave (fsynced before returning)."""
+        self._group_commit(
+            "UPDATE recipients SET state = 'sending', attempts = attempts + 1, message_id = ?, updated_at = ? WHERE id = ?",
+            (message_id, now(), row_id), durable=True,
+        )
 
     def mark_result(self, row_id: int, state: str, reply: str | None) -> None:
-        """Record the outcome of a hand-over (sent, failed, deferred, uncertain or back to pending)."""
+        """Record the outcome of a hand-over (sent, failed, deferred, uncertain or back to pending).
+
+        Written to the WAL before returning (survives a killed process); fsynced with the next mark.
+        """
         assert state in STATES and state != "sending"
+        self._group_commit(
+            "UPDATE recipients SET state = ?, last_reply = ?, updated_at = ? WHERE id = ?",
+            (state, reply, now(), row_id), durable=False,
+        )
+
+    def _group_commit(self, sql: str, params: tuple, *, durable: bool) -> None:
+        """Group commit: whoever finds no commit running becomes the committer and writes every
+        waiting update in one transaction (one fsync for several workers), again and again until
+        none is waiting.  A durable update returns once its transaction is fsynced.  A result
+        returns at once when a commit is running: that committer writes it right after (within
+        one fsync), so a killed process can at worst leave its row "sending", i.e. uncertain."""
+        with self._gc:
+            if self._gc_error is not None:
+                raise self._gc_error
+            self._gc_pending.append((sql, params, durable))
+            ticket = self._gc_batch
+            if self._gc_busy and not durable:
+                return
+            while self._gc_done < ticket:
+                if self._gc_error is not None:
+                    raise self._gc_error
+                if self._gc_busy:
+                    self._gc.wait()
+                    continue
+                self._gc_busy = True
+                try:
+                    while self._gc_pending:
+                        batch, self._gc_pending = self._gc_pending, []
+                        number, self._gc_batch = self._gc_batch, self._gc_batch + 1
+                        self._gc.release()
+                        try:
+                            self._commit(batch)
+                        finally:
+                            self._gc.acquire()
+                        self._gc_done = number
+                        self._gc.notify_all()
+                except BaseException as exc:
+                    self._gc_error = exc if isinstance(exc, Exception) else RuntimeError("interrupted while recording")
+                    raise
+                finally:
+                    self._gc_busy = False
+                    self._gc.notify_all()
+
+    def _commit(self, batch: list[tuple[str, tuple, bool]]) -> None:
         with self._lock:
-            self._set_sync("NORMAL")
-            self._conn.execute(
-                "UPDATE recipients SET state = ?, last_reply = ?, updated_at = ? WHERE id = ?",
-                (state, reply, now(), row_id),
-            )
+            self._set_sync("FULL" if any(durable for _, _, durable in batch) else "NORMAL")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement, values, _ in batch:
+                    self._conn.execute(statement, values)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def flush(self) -> None:
+        """Wait until every update handed to the group committer is written."""
+        with self._gc:
+            while self._gc_busy or self._gc_pending:
+                if self._gc_error is not None:
+                    raise self._gc_error
+                if not self._gc_busy:
+                    break
+                self._gc.wait()
+        if self._gc_pending:
+            self._group_commit("SELECT 1", (), durable=True)
 
     def resend_uncertain(self) -> int:
         """--resend-uncertain: put uncertain rows back in the queue."""
@@ -289,6 +358,7 @@ class Ledger:
     # -- reading --------------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
+        self.flush()
         with self._lock:
             found = dict(self._conn.execute("SELECT state, COUNT(*) FROM recipients GROUP BY state").fetchall())
         return {state: found.get(state, 0) for state in STATES}

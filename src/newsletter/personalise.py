@@ -70,9 +70,17 @@ def personal_unsubscribe_url(base: str, secret: bytes, address: str) -> str:
     return f"{base}{'&' if '?' in base else '?'}{TOKEN_QUERY}={unsubscribe_token(secret, address)}"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]|\s\s|^\s|\s$")
+
+
+def clean(value: str | None) -> str:
+    """``message.one_line`` (no CR/LF, no controls, single spaces), skipped when already clean."""
+    return one_line(value) if value and _CONTROL.search(value) else (value or "")
+
+
 def greeting_for(name: str | None) -> str:
     """'Dear <name>,' when the name is known, else a neutral greeting."""
-    name = one_line(name or "")
+    name = clean(name)
     return f"Dear {name}," if name else NEUTRAL_GREETING
 
 
@@ -86,12 +94,20 @@ _QP_CHAR = [chr(b) if (33 <= b <= 126 and b != 61) or b in (9, 32) else f"={b:02
 QP_LINE = 76
 
 
+_SHORT_PRINTABLE = re.compile(r"[\x20-\x7e]{0,70}")
+
+
 def qp_encode(text: str, *, soft_end: bool) -> bytes:
     """Quoted-printable of ``text`` starting at column 0; a last unterminated line ends in a soft break.
 
     Lines end in CRLF, no encoded line is longer than 76 characters, and
     spaces or tabs before a hard line break are encoded (RFC 2045 rule 3).
     """
+    if soft_end and _SHORT_PRINTABLE.fullmatch(text):
+        # the common per-recipient case (an ASCII greeting or URL): no line to split
+        encoded = text.replace("=", "=3D")
+        if len(encoded) <= QP_LINE - 1:
+            return f"{encoded}=\r\n".encode("ascii")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
     last = lines.pop()  # "" when the text ends with a newline
@@ -132,7 +148,7 @@ def html_attribute(value: str) -> str:
 
 def to_header(name: str | None, address: str) -> bytes:
     """The folded 'To:' line: plain names written directly, anything else through the email package."""
-    name = one_line(name or "")
+    name = clean(name)
     if not name:
         line = f"To: {address}\r\n"
     elif _PLAIN_PHRASE.match(name):
@@ -313,7 +329,7 @@ class Personaliser:
         if slot == "date":
             return self._dates.line_for(time.time() if date is None else date)
         if slot == "message_id":
-            return f"Message-ID: {one_line(message_id)}\r\n".encode("ascii")
+            return f"Message-ID: {clean(message_id)}\r\n".encode("ascii")
         if slot == "list_unsubscribe":
             return list_unsubscribe_header(self.config, url)
         if slot == "greeting_text":
