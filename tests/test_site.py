@@ -269,3 +269,26 @@ def test_site_as_a_real_process(archived: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (out / "2026-11" / "index.html").is_file()
     assert sorted(p.name for p in out.parent.iterdir()) == ["archive"]
+
+
+def test_user_templates_override_site_templates(archived: Path) -> None:
+    (archived / "templates" / "site").mkdir(parents=True)
+    (archived / "templates" / "site" / "site.css").write_text("body { color: #123456; }\n", encoding="utf-8")
+    (archived / "templates" / "site" / "issue.html.j2").write_text(
+        '{% extends "site/base.html.j2" %}{% block main %}<h1>Custom {{ item.month_name }}</h1>{% endblock %}\n', encoding="utf-8")
+    assert run(archived, "site").exit_code == 0
+    assert "<h1>Custom October 2026</h1>" in (archived / "site" / "2026-10" / "index.html").read_text(encoding="utf-8")
+    assert (archived / "site" / "assets" / "site.css").read_text(encoding="utf-8") == "body { color: #123456; }\n"
+    assert "Skip to content" in (archived / "site" / "2026-10" / "index.html").read_text(encoding="utf-8")  # the default frame
+
+
+def test_a_typo_in_a_user_site_template_names_file_and_line(archived: Path) -> None:
+    (archived / "templates" / "site").mkdir(parents=True)
+    (archived / "templates" / "site" / "issue.html.j2").write_text(
+        '{% extends "site/base.html.j2" %}\n{% block main %}\n<h1>{{ item.mnth_name }}</h1>\n{% endblock %}\n', encoding="utf-8")
+    result = run(archived, "site")
+    assert result.exit_code == 1
+    assert "issue.html.j2:3: template error:" in result.stderr and "mnth_name" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (archived / "site").exists()
+    assert sorted(p.name for p in archived.iterdir() if p.name.startswith(".site")) == []

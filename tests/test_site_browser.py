@@ -94,6 +94,8 @@ def test_filter_narrows_the_list(page, site: Path) -> None:
         "2026-10/the-alliance-predicts-outcome-across-treatments",
         "2026-11/repairing-ruptures-in-the-therapeutic-alliance",
     ]
+    box.fill("FLUCKIGER")  # case and accents folded
+    assert page.evaluate(VISIBLE_ENTRIES_JS) == ["2026-10/the-alliance-predicts-outcome-across-treatments"]
     box.fill("no such words anywhere")
     assert page.evaluate(VISIBLE_ENTRIES_JS) == []
     assert page.locator("#filter-status").inner_text().startswith("No articles match")

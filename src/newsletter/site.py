@@ -30,7 +30,7 @@ from newsletter.config import load_config
 from newsletter.errors import NewsletterError, Problem, TemplateError, ValidationError
 from newsletter.load import check_issue, display_path, issue_paths
 from newsletter.model import Article, Citation, Config, Issue, slugify
-from newsletter.render import make_environment
+from newsletter.render import _template_frame, make_environment
 
 DEFAULT_SITE_DIR = "site"
 MARKER = ".newsletter-site"
@@ -261,7 +261,8 @@ def _render(env: jinja2.Environment, name: str, context: dict) -> str:
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(f"template {exc.name} not found", path=name, hint="a template your site templates include is missing") from None
     except jinja2.UndefinedError as exc:
-        raise TemplateError(f"template error: {exc.message}", path=name, hint="check the variable's spelling in your templates/site/ copy") from None
+        path, line = _template_frame(exc, name)
+        raise TemplateError(f"template error: {exc.message}", path=path, line=line, hint="check the variable's spelling in your templates/site/ copy, or delete it to use the default") from None
 
 
 def _write_site(out: Path, env: jinja2.Environment, config: Config, issues: list[SiteIssue]) -> int:

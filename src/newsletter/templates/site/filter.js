@@ -8,11 +8,13 @@
   var status = document.getElementById("filter-status");
   if (!form || !box) { return; }
   var entries = Array.prototype.slice.call(document.querySelectorAll("[data-entry]"));
-  var texts = entries.map(function (e) { return e.textContent.toLowerCase(); });
+  // Fold case and accents so "fluckiger" finds "Flückiger".
+  function fold(text) { return text.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase(); }
+  var texts = entries.map(function (e) { return fold(e.textContent); });
   var groups = Array.prototype.slice.call(document.querySelectorAll("[data-group]"));
 
   function apply() {
-    var words = box.value.toLowerCase().split(/\s+/).filter(Boolean);
+    var words = fold(box.value).split(/\s+/).filter(Boolean);
     var shown = 0;
     entries.forEach(function (entry, i) {
       var match = words.every(function (w) { return texts[i].indexOf(w) !== -1; });
