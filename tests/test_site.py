@@ -149,6 +149,8 @@ def test_links_are_relative_and_resolve(archived: Path) -> None:
     for page in site.rglob("*.html"):
         for link in parse(page).links:
             parts = urlsplit(link)
+            if link == "data:,":  # the empty favicon
+                continue
             if parts.scheme:
                 assert parts.scheme == "https" and parts.netloc == "doi.org", (page, link)
                 continue

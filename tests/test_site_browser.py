@@ -130,3 +130,45 @@ def test_without_javascript_every_article_is_visible(browser, site: Path) -> Non
         assert page.locator("[data-entry]").count() == 2
     finally:
         context.close()
+
+
+def test_served_from_a_sub_path_as_the_view_in_browser_link(page, site: Path, tmp_path: Path) -> None:
+    """<archive_url>/YYYY-MM/ (a folder URL, as in every email) under a sub-path of a real HTTP server."""
+    import functools
+    import shutil
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    www = tmp_path / "www"
+    shutil.copytree(site, www / "notes" / "archive")
+    class QuietHandler(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(QuietHandler, directory=str(www))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        failed: list[str] = []
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
+        base = f"http://127.0.0.1:{server.server_address[1]}/notes/archive/"
+        page.goto(base + "2026-11/")
+        assert page.locator("h1").inner_text() == "November 2026"
+        # the stylesheet loaded through ../assets/: the body is centred with a max width
+        assert page.evaluate("() => getComputedStyle(document.body).maxWidth") != "none"
+        page.get_by_role("link", name="Previous issue: October 2026").click()
+        page.wait_for_load_state()
+        assert page.url == base + "2026-10/index.html"
+        page.get_by_role("navigation", name="Site").get_by_role("link", name="All issues").click()
+        page.wait_for_load_state()
+        assert page.url == base + "index.html"
+        page.get_by_label("Filter all 6 articles").fill("rupture")
+        assert page.evaluate(VISIBLE_ENTRIES_JS) == ["2026-11/repairing-ruptures-in-the-therapeutic-alliance"]
+        assert failed == []
+        assert page.console_errors == []  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
