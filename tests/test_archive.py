@@ -56,6 +56,7 @@ def test_archive_freezes_issue_email_and_report(folder: Path) -> None:
     report = json.loads((target / "report.json").read_text(encoding="utf-8"))
     assert {k: v for k, v in report.items() if k != "archived"} == REPORT
     assert report["archived"].endswith("Z")
+    assert all(p.stat().st_mode & 0o777 == 0o444 for p in target.iterdir())
     # nothing half-written left beside it
     assert sorted(p.name for p in (folder / "archive").iterdir()) == ["2026-10"]
 

@@ -5,8 +5,9 @@ non-personalised ``email.html`` and ``email.txt``, ``report.json`` (the send
 report) and ``send-record.sqlite`` (a consistent copy of the send record made
 with sqlite3's backup API).  The folder is written in a temporary directory and
 renamed into place, so it is complete or absent.  Archiving an unchanged issue
-again does nothing; an archived issue is read-only, and replacing it needs
-``force``, which keeps the earlier version in ``previous-<UTC time>/`` inside.
+again does nothing; an archived issue is read-only (its files are marked so
+too), and replacing it needs ``force``, which keeps the earlier version in
+``previous-<UTC time>/`` inside.
 """
 
 from __future__ import annotations
@@ -208,6 +209,7 @@ def archive_issue(folder: Path, issue_arg: str, *, report: dict[str, Any] | None
         _write(tmp / REPORT_FILE, (json.dumps(final_report, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
         if record.is_file():
             copy_sqlite(record, tmp / RECORD_FILE)
+        _make_read_only(tmp)
         fsync_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -290,6 +292,13 @@ def _keep_previous(old: Path, new: Path, now: datetime) -> Path:
     name = f"{PREVIOUS_PREFIX}{now.strftime('%Y%m%dT%H%M%S.%fZ')}"
     shutil.copytree(old, new / name, ignore=shutil.ignore_patterns(f"{PREVIOUS_PREFIX}*", "*-wal", "*-shm", "*-journal"))
     return new / name
+
+
+def _make_read_only(directory: Path) -> None:
+    """Mark the archived files read-only, so an editor warns before anyone changes what was sent."""
+    for path in directory.rglob("*"):
+        if path.is_file():
+            path.chmod(0o444)
 
 
 def _same_report(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
