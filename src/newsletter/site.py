@@ -99,6 +99,11 @@ class Group:
     def issue_count(self) -> int:
         return len({e.issue.month for e in self.entries})
 
+    @property
+    def has_feed(self) -> bool:
+        """Topic feeds carry archived articles only; a topic seen only in drafts has none."""
+        return self.kind == "topic" and any(not e.issue.draft for e in self.entries)
+
 
 @dataclass(frozen=True)
 class SiteResult:
@@ -312,7 +317,7 @@ def _write_site(out: Path, env: jinja2.Environment, config: Config, issues: list
         write_feed(out / "feed.xml", config, config.name, "feed.xml", issue_entries(config, archived))
         for group in topics:
             entries = [e for e in group.entries if not e.issue.draft]
-            if entries:
+            if group.has_feed:
                 write_feed(out / "topics" / f"{group.slug}.xml", config, f"{config.name}: {group.name}", f"topics/{group.slug}.xml", article_entries(config, entries))
     return pages
 
