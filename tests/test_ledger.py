@@ -96,3 +96,38 @@ def test_run_lock_excludes_a_second_run(tmp_path: Path) -> None:
         with pytest.raises(NewsletterError, match="another `newsletter send` of this issue is running"):
             RunLock(record)
     RunLock(record).release()
+
+
+def crashed_run(path: Path, *, handed: int) -> None:
+    """A process that claims three rows, hands over ``handed`` of them and is killed."""
+    code = (
+        "import os; from pathlib import Path; from newsletter.ledger import Ledger\n"
+        f"l = Ledger(Path({str(path)!r})); l.start_run()\n"
+        "rows = list(l.rows())\n"
+        "l.claim([(r.id, f'<{r.id}@x>') for r in rows])\n"
+        f"[l.mark_handed(r.id) for r in rows[:{handed}]]\n"
+        "os._exit(9)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=False)
+
+
+def test_claimed_rows_never_handed_over_go_back_to_pending(tmp_path: Path) -> None:
+    path = tmp_path / "2026-11.sqlite"
+    write_new(path, subs("a@x.org", "b@x.org", "c@x.org"), {})
+    crashed_run(path, handed=1)
+    with Ledger(path) as ledger:
+        assert ledger.recovered == 1
+        assert {r.address: r.state for r in ledger.rows()} == {"a@x.org": "uncertain", "b@x.org": "pending", "c@x.org": "pending"}
+
+
+def test_after_a_reboot_every_claimed_row_is_uncertain(tmp_path: Path) -> None:
+    path = tmp_path / "2026-11.sqlite"
+    write_new(path, subs("a@x.org", "b@x.org", "c@x.org"), {})
+    crashed_run(path, handed=1)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = 'another-boot' WHERE key = 'boot_id'")  # as after a power cut
+    conn.commit()
+    conn.close()
+    with Ledger(path) as ledger:
+        assert ledger.recovered == 3
+        assert {r.state for r in ledger.rows()} == {"uncertain"}

@@ -1,17 +1,22 @@
 """The durable per-issue send record: ``<folder>/sends/YYYY-MM.sqlite``, one row per recipient.
 
-A row is ``pending`` until a worker takes it.  Before a message's bytes leave,
-its row is committed as ``sending`` with ``synchronous=FULL`` (the WAL is
-fsynced: the mark survives a power cut).  After the hand-over the row becomes
+A row is ``pending`` until a worker claims it.  A worker claims a few rows at
+once, committing them as ``sending`` with ``synchronous=FULL`` (one fsync of
+the WAL for the batch, shared with other workers' claims by a group commit):
+after a power cut every claimed row is at worst ``uncertain``, never resent.
+Right before a message's bytes leave, its row id is appended to the run's
+hand-over log (``sends/YYYY-MM.handed``, one ``write`` to the page cache: it
+survives a killed process, not a power cut; no fsync and no lock to wait for).  After the hand-over the row becomes
 ``sent``, ``failed`` (permanent, with the server's reply), ``deferred``
 (temporary failures until the attempts ran out) or ``uncertain`` (the
-connection died after the data went out).  Those result writes use
-``synchronous=NORMAL``: in WAL mode they survive a killed process, and a power
-cut can only lose a result, leaving the row ``sending``, i.e. uncertain --
-never sent twice.
+connection died after the data went out).
 
-Opening a record turns rows left ``sending`` by a crash into ``uncertain``:
-they may have been delivered, so they are not sent again unless the user asks
+Opening a record recovers rows a crash left ``sending``.  If the machine has
+not rebooted since that run (same Linux boot id), the hand-over log is
+complete, so a claimed row never handed over goes back to ``pending`` and only
+the ones in flight become ``uncertain``.  After a reboot (power cut, OS crash) or on
+another machine every ``sending`` row becomes ``uncertain``.  Uncertain rows
+may have been delivered, so they are not sent again unless the user asks
 (``--resend-uncertain``).
 
 A new record is written to a temporary file and renamed into place once every
@@ -58,6 +63,14 @@ CREATE INDEX IF NOT EXISTS recipients_state ON recipients (state, id);
 def now() -> str:
     """ISO-8601 UTC with seconds, as stored in updated_at and in reports."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def boot_id() -> str | None:
+    """This boot of the machine (Linux); None where unknown, which makes recovery conservative."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
 
 
 def ledger_path(folder: Path, month: str) -> Path:
@@ -183,9 +196,10 @@ class Ledger:
         self._conn = _connect(path)
         self._lock = threading.Lock()
         self._sync = "FULL"
+        self._handed_fd: int | None = None
         # group commit state (see _group_commit)
         self._gc = threading.Condition()
-        self._gc_pending: list[tuple[str, tuple, bool]] = []
+        self._gc_pending: list[tuple[str, list[tuple], bool]] = []
         self._gc_batch = 1  # the number the next batch will get
         self._gc_done = 0  # the last batch committed
         self._gc_busy = False
@@ -195,18 +209,58 @@ class Ledger:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def _recover(self) -> int:
-        """Rows a crashed run left in flight may have been delivered: mark them uncertain."""
+        """Rows a crashed run left in flight may have been delivered: mark them uncertain.
+
+        Returns how many became uncertain; claimed rows that provably never left
+        (same boot, not in the hand-over log) quietly go back to pending."""
         with self._lock:
             self._set_sync("FULL")
-            cursor = self._conn.execute(
-                "UPDATE recipients SET state = 'uncertain', updated_at = ?, "
-                "last_reply = 'interrupted while handing over; it may have been delivered' WHERE state = 'sending'",
-                (now(),),
-            )
-            return cursor.rowcount
+            conn = self._conn
+            if not conn.execute("SELECT 1 FROM recipients WHERE state = 'sending' LIMIT 1").fetchone():
+                return 0
+            row = conn.execute("SELECT value FROM meta WHERE key = 'boot_id'").fetchone()
+            handed = self._read_handed() if row is not None and row[0] and row[0] == boot_id() else None
+            stamp = now()
+            reply = "interrupted while handing over; it may have been delivered"
+            conn.execute("BEGIN IMMEDIATE")
+            if handed is None:  # rebooted, another machine, or no log: every claimed row may have left
+                uncertain = conn.execute(
+                    "UPDATE recipients SET state = 'uncertain', updated_at = ?, last_reply = ? WHERE state = 'sending'", (stamp, reply)
+                ).rowcount
+            else:
+                uncertain = 0
+                for (row_id,) in conn.execute("SELECT id FROM recipients WHERE state = 'sending'").fetchall():
+                    if row_id in handed:
+                        uncertain += 1
+                        conn.execute("UPDATE recipients SET state = 'uncertain', updated_at = ?, last_reply = ? WHERE id = ?", (stamp, reply, row_id))
+                    else:
+                        conn.execute("UPDATE recipients SET state = 'pending', attempts = attempts - 1, updated_at = ? WHERE id = ?", (stamp, row_id))
+            conn.execute("COMMIT")
+            return uncertain
+
+    @property
+    def handed_log(self) -> Path:
+        return self.path.with_suffix(".handed")
+
+    def _read_handed(self) -> set[int] | None:
+        try:
+            data = self.handed_log.read_bytes()
+        except FileNotFoundError:
+            return None
+        return {int(x) for x in data.split(b"\n") if x.strip().isdigit()}
+
+    def start_run(self) -> None:
+        """Start this run's hand-over log and remember the machine's boot id (see the module docstring)."""
+        self.set_meta(boot_id=boot_id() or "")
+        self._handed_fd = os.open(self.handed_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
 
     def close(self) -> None:
         self.flush()
+        if self._handed_fd is not None:
+            os.close(self._handed_fd)
+            self._handed_fd = None
+            if not self.counts()["sending"]:
+                self.handed_log.unlink(missing_ok=True)  # nothing in flight: the log has no more use
         with self._lock:
             self._set_sync("FULL")
             try:
@@ -239,36 +293,56 @@ class Ledger:
 
     # -- state changes --------------------------------------------------------------------------
 
-    def mark_sending(self, row_id: int, message_id: str) -> None:
-        """Durably record that this recipient's message is about to leave (fsynced before returning)."""
+    def claim(self, claims: list[tuple[int, str]]) -> None:
+        """Durably mark rows ``sending`` with their Message-IDs (one fsync, shared by a group commit)."""
+        stamp = now()
         self._group_commit(
             "UPDATE recipients SET state = 'sending', attempts = attempts + 1, message_id = ?, updated_at = ? WHERE id = ?",
-            (message_id, now(), row_id), durable=True,
+            [(message_id, stamp, row_id) for row_id, message_id in claims], durable=True, wait=True,
         )
+
+    def mark_sending(self, row_id: int, message_id: str) -> None:
+        """Claim one row and mark it handed over (for callers that send one message at a time)."""
+        self.claim([(row_id, message_id)])
+        self.mark_handed(row_id)
+
+    def mark_handed(self, row_id: int) -> None:
+        """The bytes are about to leave: append the row to the hand-over log (one write, survives a killed process)."""
+        if self._handed_fd is None:
+            self.start_run()
+        os.write(self._handed_fd, b"%d\n" % row_id)
+
+    def release(self, row_ids: list[int]) -> None:
+        """Claimed rows this run will not send after all (stopping): back to pending."""
+        if row_ids:
+            self._group_commit(
+                "UPDATE recipients SET state = 'pending', attempts = attempts - 1, updated_at = ? WHERE id = ? AND state = 'sending'",
+                [(now(), row_id) for row_id in row_ids], durable=False, wait=True,
+            )
 
     def mark_result(self, row_id: int, state: str, reply: str | None) -> None:
         """Record the outcome of a hand-over (sent, failed, deferred, uncertain or back to pending).
 
-        Written to the WAL before returning (survives a killed process); fsynced with the next mark.
+        Not waited on: written right after the commit in progress (if any), fsynced with the next claim.
         """
         assert state in STATES and state != "sending"
         self._group_commit(
             "UPDATE recipients SET state = ?, last_reply = ?, updated_at = ? WHERE id = ?",
-            (state, reply, now(), row_id), durable=False,
+            [(state, reply, now(), row_id)], durable=False, wait=False,
         )
 
-    def _group_commit(self, sql: str, params: tuple, *, durable: bool) -> None:
+    def _group_commit(self, sql: str, params: list[tuple], *, durable: bool, wait: bool) -> None:
         """Group commit: whoever finds no commit running becomes the committer and writes every
         waiting update in one transaction (one fsync for several workers), again and again until
         none is waiting.  A durable update returns once its transaction is fsynced.  A result
         returns at once when a commit is running: that committer writes it right after (within
-        one fsync), so a killed process can at worst leave its row "sending", i.e. uncertain."""
+        one fsync), so a killed process can at worst leave its row "sending" and handed, i.e. uncertain."""
         with self._gc:
             if self._gc_error is not None:
                 raise self._gc_error
             self._gc_pending.append((sql, params, durable))
             ticket = self._gc_batch
-            if self._gc_busy and not durable:
+            if self._gc_busy and not wait:
                 return
             while self._gc_done < ticket:
                 if self._gc_error is not None:
@@ -295,13 +369,13 @@ class Ledger:
                     self._gc_busy = False
                     self._gc.notify_all()
 
-    def _commit(self, batch: list[tuple[str, tuple, bool]]) -> None:
+    def _commit(self, batch: list[tuple[str, list[tuple], bool]]) -> None:
         with self._lock:
             self._set_sync("FULL" if any(durable for _, _, durable in batch) else "NORMAL")
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 for statement, values, _ in batch:
-                    self._conn.execute(statement, values)
+                    self._conn.executemany(statement, values)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -317,7 +391,7 @@ class Ledger:
                     break
                 self._gc.wait()
         if self._gc_pending:
-            self._group_commit("SELECT 1", (), durable=True)
+            self._group_commit("UPDATE meta SET value = value WHERE 0", [()], durable=True, wait=True)
 
     def resend_uncertain(self) -> int:
         """--resend-uncertain: put uncertain rows back in the queue."""
