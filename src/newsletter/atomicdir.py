@@ -83,6 +83,7 @@ def replace_directory(new: Path, target: Path) -> None:
                 os.rename(new, target)
             except OSError:
                 os.rename(aside / "old", target)  # put the old tree back
+                shutil.rmtree(aside, ignore_errors=True)
                 raise
             shutil.rmtree(aside, ignore_errors=True)
     except OSError as exc:

@@ -1,0 +1,49 @@
+"""atomicdir.py: a directory is replaced whole, with renameat2's exchange or the two-rename fallback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from newsletter import atomicdir
+from newsletter.atomicdir import replace_directory, temp_dir_beside
+
+
+def make(directory: Path, **files: str) -> Path:
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    return directory
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "fallback"])
+def test_replace_swaps_in_the_new_tree_and_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool) -> None:
+    if not exchange:
+        monkeypatch.setattr(atomicdir, "_exchange", lambda a, b: False)
+    target = tmp_path / "site"
+    replace_directory(make(temp_dir_beside(target), first="1"), target)
+    assert sorted(os.listdir(target)) == ["first"]
+    replace_directory(make(temp_dir_beside(target), second="2"), target)
+    assert sorted(os.listdir(target)) == ["second"]
+    assert os.listdir(tmp_path) == ["site"]
+
+
+def test_a_failed_fallback_puts_the_old_tree_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "site").mkdir()
+    target = make(tmp_path / "site", keep="old")
+    monkeypatch.setattr(atomicdir, "_exchange", lambda a, b: False)
+    real_rename = os.rename
+
+    def failing_rename(src, dst):  # the second rename (new -> target) fails
+        if Path(dst) == target and "old" not in str(src):
+            raise OSError(28, "No space left on device")
+        return real_rename(src, dst)
+
+    new = make(temp_dir_beside(target), fresh="new")
+    monkeypatch.setattr(atomicdir.os, "rename", failing_rename)
+    with pytest.raises(atomicdir.NewsletterError, match="cannot replace the folder: No space left on device"):
+        replace_directory(new, target)
+    monkeypatch.setattr(atomicdir.os, "rename", real_rename)
+    assert (target / "keep").read_text() == "old"
+    assert os.listdir(tmp_path) == ["site"]
