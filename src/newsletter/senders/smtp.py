@@ -44,6 +44,7 @@ CAFILE_ENV = "NEWSLETTER_SMTP_CAFILE"
 MAX_LINE = 64 * 1024  # a reply line longer than this is not SMTP
 QUIT_TIMEOUT = 2.0
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+_DOT_AFTER_LF = re.compile(rb"\n\.")
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 
 
@@ -60,25 +61,20 @@ def wire_data(message: bytes) -> bytes:
     """The DATA payload: CRLF line ends, dot-stuffed (RFC 5321 4.5.2), ending in CRLF.CRLF.
 
     Messages from ``message.message_bytes`` are already CRLF, so the common path is
-    two byte counts and one search, all in C (a ``bytes.replace`` costs twice as much).
-    A dot is doubled after every LF, not only after CRLF, so no bare-LF trick can end
-    the data early on a lenient server (SMTP smuggling).
+    two byte counts and one regex split, all in C (``re`` finds the pair faster than
+    ``bytes.find`` or ``bytes.replace`` do).  A dot is doubled after every LF, not
+    only after CRLF, so no bare-LF trick can end the data early on a lenient
+    server (SMTP smuggling).
     """
     if message.count(b"\r") != message.count(b"\n"):
         message = _LINE_END.sub(b"\r\n", message)
-    parts = [b"."] if message.startswith(b".") else []
-    start = 0
-    found = message.find(b"\n.")
-    while found >= 0:
-        parts.append(message[start : found + 1])
-        parts.append(b".")
-        start = found + 1
-        found = message.find(b"\n.", found + 2)
-    parts.append(message[start:] if start else message)
-    if not message.endswith(b"\r\n"):
-        parts.append(b"\r\n")
-    parts.append(b".\r\n")
-    return b"".join(parts)
+    pieces = _DOT_AFTER_LF.split(message)
+    data = b"\n..".join(pieces) if len(pieces) > 1 else message
+    if data.startswith(b"."):
+        data = b"." + data
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
 
 
 _UNSAFE_IN_ADDRESS = re.compile(r"[\x00-\x20<>\x7f]")
@@ -424,6 +420,13 @@ class SMTPConnection:
 
     def _read_reply(self) -> tuple[int, str]:
         """One (possibly multi-line) reply: code and the text lines joined by newlines."""
+        buffer = self._buffer
+        end = buffer.find(b"\n")
+        if end > 3 and buffer[3] == 32 and buffer[:3].isdigit():  # the usual one-line reply, already here
+            code = int(buffer[:3])
+            text = buffer[4:end].decode("utf-8", "replace").strip()
+            del buffer[: end + 1]
+            return code, text
         lines: list[str] = []
         while True:
             line = self._read_line()
