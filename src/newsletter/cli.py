@@ -236,10 +236,18 @@ def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool,
         for line in plan.summary():
             click.echo(line)
     if interactive and not test and not dry_run and plan.to_send:
+        import threading
+
+        lock = threading.Lock()  # progress events come from the worker threads
+        started = time.monotonic()
         with click.progressbar(length=plan.to_send, label="sending", show_pos=True, show_eta=True,
-                               item_show_func=lambda e: f"{e.done / max(time.monotonic() - started, 1e-9):.0f}/s" if e else None) as bar:
-            started = time.monotonic()
-            report = execute(plan, progress=lambda event: bar.update(1, event))
+                               item_show_func=lambda e: f"{e.done / max(time.monotonic() - started, 1e-9):.0f} msg/s" if e else None) as bar:
+
+            def advance(event: Any) -> None:
+                with lock:
+                    bar.update(1, event)
+
+            report = execute(plan, progress=advance)
     else:
         report = execute(plan)
     for line in report.lines():
