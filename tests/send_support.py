@@ -39,12 +39,14 @@ class Receiver:
 
     faults[address] is a list of: "451" (greylisting at RCPT), "550" (unknown user),
     "421" (421 at RCPT and disconnect), "drop" (disconnect at RCPT without a reply),
-    "data-drop" (take the whole message, then disconnect without replying).
+    "data-drop" (take the whole message, then disconnect without replying),
+    "data-slow" (take the whole message, reply after ``slow`` seconds).
     ``delay`` slows every DATA reply (a slow server).
     """
 
     faults: dict[str, list[str]] = field(default_factory=dict)
     delay: float = 0.0
+    slow: float = 1.5
     got: list[Got] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -79,6 +81,8 @@ class Receiver:
         if fault == "data-drop":
             server.transport.close()
             return "250 unseen"
+        if fault == "data-slow":
+            await asyncio.sleep(self.slow)
         if self.delay:
             await asyncio.sleep(self.delay)
         return "250 2.0.0 Ok: queued"

@@ -211,3 +211,31 @@ def test_maildir_default_sender(folder: Path, sender: str) -> None:
     assert result.exit_code == 0, result.output
     assert "random key" in result.output
     assert len(list((folder / "outbox" / "new").iterdir())) == 3
+
+
+def test_slow_server_past_the_timeout_is_uncertain_not_resent(folder: Path) -> None:
+    config = folder / "newsletter.yaml"
+    config.write_text(config.read_text() + "smtp:\n  timeout: 0.5\n")
+    csv = write_list(folder / "list.csv", people(4))
+    receiver = Receiver(faults={"reader0001@example.org": ["data-slow"]}, slow=1.5)
+    with Server(receiver) as server:
+        report = run_send(folder, server, csv, concurrency=1)
+        got = Counter(g.rcpt for g in server.receiver.received())
+    assert got == Counter({f"reader{i:04d}@example.org": 1 for i in range(4)})  # it arrived, once
+    assert report.counts["uncertain"] == 1 and report.counts["sent"] == 3
+    assert report.uncertain == ["reader0001@example.org"]
+    text = "\n".join(report.lines())
+    assert "1 uncertain" in text and "--resend-uncertain" in text
+
+
+def test_server_down_names_host_and_port(folder: Path) -> None:
+    from send_support import free_port
+
+    csv = write_list(folder / "list.csv", people(2))
+    port = free_port()
+    env = {"NEWSLETTER_SMTP_HOST": "127.0.0.1", "NEWSLETTER_SMTP_PORT": str(port), "NEWSLETTER_SMTP_SECURITY": "none", "NEWSLETTER_SECRET": "s"}
+    result = cli(folder, "send", MONTH, "--to", str(csv), "--sender", "smtp", "--yes", env=env)
+    assert result.exit_code == 1
+    assert f"127.0.0.1:{port}" in result.output and "Traceback" not in result.output
+    status = cli(folder, "status", MONTH)
+    assert "not yet tried: 2" in status.output  # nothing lost: the next run sends them
