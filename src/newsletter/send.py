@@ -102,6 +102,7 @@ class Plan:
     duplicates: int = 0
     notes: list[str] = field(default_factory=list)
     counts_before: dict[str, int] = field(default_factory=dict)
+    recovered: int = 0  # rows a crashed run left in flight, now uncertain
 
     def summary(self) -> list[str]:
         """The lines shown before asking for confirmation."""
@@ -117,6 +118,8 @@ class Plan:
             if self.resuming:
                 c = self.counts_before
                 lines.append(f"resuming:   {c.get('sent', 0)} already sent, {self.to_send} to send now, {c.get('uncertain', 0)} uncertain")
+                if self.recovered:
+                    lines.append(f"            ({self.recovered} were being handed over when the last run stopped: uncertain, not resent without --resend-uncertain)")
         lines.append(f"rate:       {f'{self.rate:g} messages/second' if self.rate else 'as fast as the server takes them'}, {self.concurrency} connection(s)")
         return lines + self.notes
 
@@ -217,12 +220,12 @@ def resolve_secret(env: Mapping[str, str], *, sender_name: str, relaxed: bool, p
     value = env.get(SECRET_ENV)
     if value:
         return value.encode("utf-8"), None
+    if relaxed or sender_name == "maildir":
+        return random_secret(), f"note: {SECRET_ENV} is not set; unsubscribe links in this run use a random key (fine for tests and a local outbox)"
     if prompt is not None:
         answer = prompt()
         if answer:
             return answer.encode("utf-8"), None
-    if relaxed or sender_name == "maildir":
-        return random_secret(), f"note: {SECRET_ENV} is not set; unsubscribe links in this run use a random key (fine for tests and a local outbox)"
     raise SendError(
         f"{SECRET_ENV} is not set: it signs each subscriber's unsubscribe link, and the same key must verify it later",
         hint=f"export {SECRET_ENV}=<a long random string you keep> (or run on a terminal to be asked for it)",
@@ -283,6 +286,7 @@ def _plan_list(plan: Plan) -> None:
     assert options.to is not None
     if plan.record.exists():
         with RunLock(plan.record), Ledger(plan.record) as ledger:
+            plan.recovered = ledger.recovered
             counts = ledger.counts()
             finished = ledger.is_finished()
         if finished and not (options.resend_uncertain and counts["uncertain"]) and not options.force:
@@ -588,8 +592,12 @@ def _execute_locked(plan: Plan, report: SendReport, progress: Progress | None) -
         plan.discard()
     ledger = Ledger(plan.record)
     try:
-        if ledger.recovered:
-            report.notes.append(f"{ledger.recovered} recipient(s) were in flight when the last run stopped: now uncertain")
+        recovered = plan.recovered + ledger.recovered
+        if recovered:
+            report.notes.append(
+                f"{recovered} recipient(s) were being handed over when the last run stopped: now uncertain"
+                + (" (sent again now, as asked)" if plan.options.resend_uncertain else "")
+            )
         if plan.options.resend_uncertain:
             ledger.resend_uncertain()
         ledger.start_run()
