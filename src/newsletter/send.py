@@ -483,10 +483,11 @@ class _Run:
                     return
                 try:
                     self.deliver_one(connection, row, tries, message_id)
-                except BaseException as exc:  # noqa: BLE001
-                    self.fail(exc)
+                except BaseException:
                     self.queue.done()
-                    return
+                    raise
+        except BaseException as exc:  # noqa: BLE001 - reported by execute()
+            self.fail(exc)
         finally:
             if claimed:  # stopping: the claimed rows that never left go back to pending
                 try:
