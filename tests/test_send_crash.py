@@ -66,3 +66,25 @@ def test_kill_9_at_several_points_then_resume(folder: Path) -> None:
     assert duplicated <= reported_uncertain  # sent twice only if reported uncertain
     assert max(counts.values()) <= 2
     assert "80 sent" in output
+
+
+def test_ctrl_c_stops_cleanly_and_the_rerun_sends_the_rest_once(folder: Path) -> None:
+    subscribers = people(60)
+    csv = write_list(folder / "list.csv", subscribers)
+    with Server() as server:
+        received = server.receiver.received
+        proc = start_send(folder, csv, server)
+        wait_for(lambda: len(received()) >= 10 or proc.poll() is not None)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 130, output
+        assert "interrupted: run the same command again" in output
+        assert uncertain_addresses(folder) == set()  # the workers finished their message: nothing in flight
+        first = len(received())
+        assert first < 60
+        rerun = start_send(folder, csv, server)
+        output, _ = rerun.communicate(timeout=60)
+        assert rerun.returncode == 0, output
+        counts = Counter(g.rcpt for g in received())
+    assert set(counts) == {address for address, _ in subscribers} and set(counts.values()) == {1}
+    assert f"this run: {60 - first} sent" in output
