@@ -110,10 +110,27 @@ def test_message_with_lone_dot_lines_and_bare_lf_arrives_intact(folder, server):
     assert second.content == b"Subject: lf\r\nTo: bob@example.org\r\n\r\nline\r\n.\r\nend\r\n"
 
 
+def test_smuggled_end_of_data_inside_a_message_stays_inside(folder, server):
+    # "\n.\r\n" ends the data on lenient servers unless the dot is doubled (SMTP smuggling)
+    smuggled = b"MAIL FROM:<evil@example.net>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\nSubject: forged\r\n\r\nx\r\n.\r\n"
+    message = b"From: notes@example.org\r\nSubject: test\r\n\r\nhello\n.\r\n" + smuggled + b"bye\r\n"
+    sender = make_sender(folder, smtp_env(server.port))
+    with sender.connect() as connection:
+        connection.deliver(FROM, "ada@example.org", message)
+    assert [m.rcpt_tos for m in server.handler.received] == [["ada@example.org"]]
+    assert not any("evil" in c or "victim" in c for c in server.handler.commands)
+    assert server.handler.received[0].content.endswith(b"bye\r\n")
+    # on the wire (what a lenient server would act on): the only "<LF>.<CRLF>" is the real end of data
+    raw = server.handler.connections()[0]
+    assert b"hello\n..\r\nMAIL FROM:<evil" in raw and raw.count(b"\n.\r\n") == 1
+
+
 def test_wire_data_dot_stuffing():
     assert wire_data(b".a\r\nb\r\n.\r\n..c") == b"..a\r\nb\r\n..\r\n...c\r\n.\r\n"
     assert wire_data(b"a\r\n") == b"a\r\n.\r\n"
-    assert wire_data(b"a\n.b\n") == b"a\r\n..b\r\n.\r\n"
+    assert wire_data(b"a\n.b\n") == b"a\r\n..b\r\n.\r\n"  # LF-only text is converted
+    assert wire_data(b"S: x\r\n\nbody\n") == b"S: x\r\n\r\nbody\r\n.\r\n"  # CRLF header, LF body
+    assert wire_data(b"S: x\r\n\r\nmid\n.\r\n") == b"S: x\r\n\r\nmid\n..\r\n.\r\n"  # a stray LF: its dot doubled
 
 
 def test_550_is_permanent_and_the_session_carries_on(folder, server):
