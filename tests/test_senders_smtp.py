@@ -6,9 +6,14 @@ on the wire) and on the exact outcome the send loop would see.
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import shutil
 import ssl
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -331,6 +336,52 @@ def test_password_prompt_is_asked_once_for_all_connections(folder):
     finally:
         controller.stop()
     assert asked == [1] and len(handler.logins) == 3
+
+
+def test_password_is_asked_on_a_terminal_without_echo(folder):
+    """A real pseudo-terminal: the child process asks, we type, nothing is echoed."""
+    handler = FaultHandler()
+    controller = FaultController(handler, auth_required=True)
+    controller.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(smtp_env(controller.port, NEWSLETTER_SMTP_USERNAME="user"))
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom newsletter.config import load_config\nfrom newsletter.senders import load_sender\n"
+        f"folder = Path({str(folder)!r})\nenv = {env!r}\n"
+        "sender = load_sender('smtp', load_config(folder, env=env), folder, env)\n"
+        "with sender.connect() as connection:\n"
+        "    print('REPLY', connection.deliver('notes@example.org', 'ada@example.org', b'Subject: x\\r\\n\\r\\nx\\r\\n'))\n"
+    )
+    output = b""
+    try:
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: its controlling terminal is the pty
+            os.execve(sys.executable, [sys.executable, "-c", script], env)
+        prompt = f"SMTP password for user at 127.0.0.1:{controller.port}: ".encode()
+        deadline = time.monotonic() + 30
+        typed = False
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child has exited and closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+            if not typed and prompt in output:
+                os.write(fd, PASSWORD.encode() + b"\n")
+                typed = True
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    finally:
+        controller.stop()
+    assert prompt in output, output
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    assert b"REPLY 250 " in output and PASSWORD.encode() not in output  # typed, not echoed
+    assert handler.logins == [(b"user", PASSWORD.encode())]
 
 
 def test_no_password_and_no_prompt_says_what_to_set(folder):

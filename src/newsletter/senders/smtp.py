@@ -20,17 +20,20 @@ on its next ``deliver``.  Problems that no retry can fix (the login refused,
 TLS not offered or not verifiable, the sender address refused) raise
 ``SendError`` so the loop stops instead of failing every recipient.
 
-The password comes only from ``NEWSLETTER_SMTP_PASSWORD`` or a prompt
-callback, and never appears in a message, a reply or an exception.
+The password comes only from ``NEWSLETTER_SMTP_PASSWORD`` or a prompt (a callback
+the caller sets, else the terminal, without echo), and never appears in a
+message, a reply or an exception.
 """
 
 from __future__ import annotations
 
 import base64
+import getpass
 import ipaddress
 import re
 import socket
 import ssl
+import sys
 import threading
 from pathlib import Path
 from typing import Callable, ClassVar, Mapping
@@ -184,15 +187,22 @@ class SMTPSender:
         return connection
 
     def password(self) -> str:
-        """The password from the environment or the prompt (asked once, shared by all connections)."""
+        """The password from the environment, else the prompt callback, else asked on the terminal.
+
+        Asked once (the first connection asks; the others wait) and shared by all connections.
+        """
         with self._password_lock:
             if self._password is None:
-                if self.password_prompt is None:
+                prompt = self.password_prompt or (_terminal_prompt(f"SMTP password for {self.settings.username} at {self.server}: ") if _on_terminal() else None)
+                if prompt is None:
                     raise SendError(
                         f"{self.server} needs a password for {self.settings.username} and none was given",
-                        hint=f"set {PASSWORD_ENV} (it is never read from newsletter.yaml)",
+                        hint=f"set {PASSWORD_ENV} (it is never read from newsletter.yaml), or run on a terminal to be asked",
                     )
-                self._password = self.password_prompt()
+                answer = prompt()
+                if not answer:
+                    raise SendError(f"no password given for {self.settings.username} at {self.server}", hint=f"set {PASSWORD_ENV} or type the password when asked")
+                self._password = answer
             return self._password
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -502,6 +512,18 @@ class SMTPConnection:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _on_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _terminal_prompt(text: str) -> Callable[[], str]:
+    """Ask on the terminal without echo (getpass writes to /dev/tty, not to logs or stdout)."""
+    return lambda: getpass.getpass(text)
 
 
 def _first_failure(replies: list[tuple[int, str]]) -> tuple[str, int, str] | None:
