@@ -112,6 +112,10 @@ virtual_gid_maps = static:{nobody.pw_gid}
 default_destination_concurrency_limit = 4
 smtputf8_enable = no
 biff = no
+# nothing may leave 127.0.0.1: no reverse lookups of clients, no DNS for delivery
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+default_transport = error:this test instance delivers only to {DOMAIN}
 """
         )
         (self.config / "master.cf").write_text(_master_cf(self.port))
