@@ -249,8 +249,12 @@ def test_server_gone_mid_send_is_temporary_naming_host_port(folder):
     controller.stop()
     with pytest.raises(TemporaryFailure) as failure:
         connection.deliver(FROM, "bob@example.org", small_message("bob@example.org"))
+    assert failure.value.reply.startswith(f"127.0.0.1:{controller.port}: ")
+    # the next attempt tries to reconnect, and says why it could not
+    with pytest.raises(TemporaryFailure) as failure:
         connection.deliver(FROM, "bob@example.org", small_message("bob@example.org"))
-    assert f"127.0.0.1:{controller.port}" in failure.value.reply
+    assert failure.value.reply == f"127.0.0.1:{controller.port}: connection refused (is the server running on that port?)"
+    assert failure.value.code is None
     connection.close()
 
 
