@@ -9,7 +9,10 @@ hand-over log (``sends/YYYY-MM.handed``, one ``write`` to the page cache: it
 survives a killed process, not a power cut; no fsync and no lock to wait for).  After the hand-over the row becomes
 ``sent``, ``failed`` (permanent, with the server's reply), ``deferred``
 (temporary failures until the attempts ran out) or ``uncertain`` (the
-connection died after the data went out).
+connection died after the data went out).  Results are not waited on: a
+flusher thread writes them every few milliseconds in one transaction (to the
+WAL, no fsync), so a killed process can only leave its last few results as
+``sending`` + handed, i.e. uncertain, never resent.
 
 Opening a record recovers rows a crash left ``sending``.  If the machine has
 not rebooted since that run (same Linux boot id), the hand-over log is
@@ -41,6 +44,7 @@ from newsletter.subscribers import Subscriber
 SENDS_DIR = "sends"
 STATES = ("pending", "sending", "sent", "failed", "deferred", "uncertain")
 FINAL_STATES = ("sent", "failed")
+FLUSH_SECONDS = 0.005  # how long a result may wait in memory before it is written
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS recipients (
@@ -197,6 +201,8 @@ class Ledger:
         self._lock = threading.Lock()
         self._sync = "FULL"
         self._handed_fd: int | None = None
+        self._flusher: threading.Thread | None = None
+        self._flusher_stop = threading.Event()
         # group commit state (see _group_commit)
         self._gc = threading.Condition()
         self._gc_pending: list[tuple[str, list[tuple], bool]] = []
@@ -250,11 +256,32 @@ class Ledger:
         return {int(x) for x in data.split(b"\n") if x.strip().isdigit()}
 
     def start_run(self) -> None:
-        """Start this run's hand-over log and remember the machine's boot id (see the module docstring)."""
+        """Start this run's hand-over log and remember the machine's boot id (see the module docstring);
+        start the flusher that writes results in batches."""
         self.set_meta(boot_id=boot_id() or "")
         self._handed_fd = os.open(self.handed_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        if self._flusher is None:
+            self._flusher_stop = threading.Event()
+            self._flusher = threading.Thread(target=self._flush_results, name="ledger-flusher", daemon=True)
+            self._flusher.start()
+
+    def _flush_results(self) -> None:
+        """Write waiting results every FLUSH_SECONDS (one transaction, no fsync), so a killed
+        process loses at most the last few milliseconds of results (those rows become uncertain)."""
+        while not self._flusher_stop.wait(FLUSH_SECONDS):
+            with self._gc:
+                idle = not self._gc_pending or self._gc_busy
+            if not idle:
+                try:
+                    self._group_commit("UPDATE meta SET value = value WHERE 0", [()], durable=False, wait=True)
+                except Exception:  # noqa: BLE001 - the workers' next commit raises it to them
+                    return
 
     def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher_stop.set()
+            self._flusher.join()
+            self._flusher = None
         self.flush()
         if self._handed_fd is not None:
             os.close(self._handed_fd)
@@ -323,7 +350,8 @@ class Ledger:
     def mark_result(self, row_id: int, state: str, reply: str | None) -> None:
         """Record the outcome of a hand-over (sent, failed, deferred, uncertain or back to pending).
 
-        Not waited on: written right after the commit in progress (if any), fsynced with the next claim.
+        Not waited on: written with the next claim or by the flusher within FLUSH_SECONDS
+        (in the WAL: survives a killed process), fsynced with the next claim.
         """
         assert state in STATES and state != "sending"
         self._group_commit(
@@ -342,8 +370,8 @@ class Ledger:
                 raise self._gc_error
             self._gc_pending.append((sql, params, durable))
             ticket = self._gc_batch
-            if self._gc_busy and not wait:
-                return
+            if not wait and (self._gc_busy or self._flusher is not None):
+                return  # the commit in progress, the next claim or the flusher (within FLUSH_SECONDS) writes it
             while self._gc_done < ticket:
                 if self._gc_error is not None:
                     raise self._gc_error
@@ -395,6 +423,7 @@ class Ledger:
 
     def resend_uncertain(self) -> int:
         """--resend-uncertain: put uncertain rows back in the queue."""
+        self.flush()
         with self._lock:
             self._set_sync("FULL")
             return self._conn.execute(
@@ -404,6 +433,7 @@ class Ledger:
     def merge(self, subscribers: Iterable[Subscriber]) -> tuple[int, int]:
         """Bring a resumed record up to date with the list: add new subscribers, drop not-yet-tried
         rows that left the list (unsubscribed or suppressed since).  Returns (added, removed)."""
+        self.flush()
         with self._lock:
             self._set_sync("FULL")
             conn = self._conn
@@ -442,6 +472,7 @@ class Ledger:
 
     def rows(self, states: tuple[str, ...] | None = None, batch: int = 500) -> Iterator[Row]:
         """Rows in list order (optionally only some states), fetched in batches to keep memory flat."""
+        self.flush()
         last = 0
         where = f"AND state IN ({', '.join('?' * len(states))})" if states else ""
         while True:
