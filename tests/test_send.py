@@ -239,3 +239,25 @@ def test_server_down_names_host_and_port(folder: Path) -> None:
     assert f"127.0.0.1:{port}" in result.output and "Traceback" not in result.output
     status = cli(folder, "status", MONTH)
     assert "not yet tried: 2" in status.output  # nothing lost: the next run sends them
+
+
+def test_wire_bodies_differ_only_on_the_personal_lines(folder: Path) -> None:
+    import difflib
+    import quopri
+
+    csv = write_list(folder / "list.csv", [("ada@example.org", "Ada Lovelace"), ("bjorn@example.org", "Bj\u00f8rn \u00c5s")])
+    with Server() as server:
+        run_send(folder, server, csv)
+        got = {g.rcpt: g.data for g in server.receiver.received()}
+    bodies = [got[a].split(b"\r\n\r\n", 1)[1].split(b"\r\n") for a in ("ada@example.org", "bjorn@example.org")]
+    changed: list[bytes] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, *bodies, autojunk=False).get_opcodes():
+        if tag != "equal":
+            changed += bodies[0][i1:i2] + bodies[1][j1:j2]
+    decoded = quopri.decodestring(b"\n".join(changed)).decode("utf-8")
+    # every differing encoded line is a greeting or an unsubscribe link, nothing else
+    leftover = re.sub(r"Dear (Ada Lovelace|Bj\u00f8rn \u00c5s),|https://notes\.example\.org/unsubscribe\?t=[\w-]+\.[\w-]{22}|\s", "", decoded.replace("\n", ""))
+    assert leftover == ""
+    # each message: the greeting and the link, in the text and the HTML part
+    assert decoded.count("Dear Ada Lovelace,") == decoded.count("Dear Bj\u00f8rn \u00c5s,") == 2
+    assert decoded.count("/unsubscribe?t=") == 4
