@@ -7,12 +7,13 @@ the last part they understand), UTF-8, quoted-printable bodies (mjml writes
 
 from __future__ import annotations
 
+import binascii
 import email.policy
 import email.utils
 import time
 from datetime import datetime, timezone
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 
 from newsletter.addresses import domain_of
 from newsletter.model import Config, slugify
@@ -77,9 +78,25 @@ def build_message(
         msg["List-Unsubscribe"] = value
         if one_click:
             msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    msg["MIME-Version"] = "1.0"
+    msg.make_alternative()
+    msg.attach(_text_part("plain", rendered.text))
+    msg.attach(_text_part("html", rendered.html))
     return msg
+
+
+def _text_part(subtype: str, body: str) -> MIMEPart:
+    """A UTF-8 quoted-printable text part.
+
+    Encoded with binascii's C encoder rather than ``set_content`` (the pure-Python
+    quoprimime encoder took ~2 ms of a 12 ms build for mjml's long lines).
+    """
+    part = MIMEPart(policy=WIRE_POLICY)
+    part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    normalised = body.replace("\r\n", "\n").encode("utf-8")
+    part.set_payload(binascii.b2a_qp(normalised, istext=True, quotetabs=False).decode("ascii"))
+    return part
 
 
 def message_bytes(msg: EmailMessage) -> bytes:
