@@ -13,11 +13,9 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
+from smtp_fault_server import free_port  # noqa: F401  (one helper for every test server)
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+
 
 
 @dataclass

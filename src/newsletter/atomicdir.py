@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from newsletter.errors import NewsletterError
+from newsletter.fsutil import fsync_dir
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -38,20 +39,9 @@ def fsync_tree(directory: Path) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        _fsync_dir(Path(root))
+        fsync_dir(Path(root))
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -89,4 +79,4 @@ def replace_directory(new: Path, target: Path) -> None:
     except OSError as exc:
         shutil.rmtree(new, ignore_errors=True)
         raise NewsletterError(f"cannot replace the folder: {exc.strerror}", path=str(target), hint="check the folder is writable and not open elsewhere") from None
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)

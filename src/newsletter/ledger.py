@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from newsletter.errors import NewsletterError
+from newsletter.fsutil import fsync_dir
 from newsletter.subscribers import Subscriber
 
 SENDS_DIR = "sends"
@@ -122,7 +123,7 @@ def write_new(path: Path, subscribers: Iterable[Subscriber], meta: dict[str, str
     try:
         added, duplicates = _load(tmp, subscribers, meta)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             leftover.unlink(missing_ok=True)
@@ -150,17 +151,6 @@ def _load(path: Path, subscribers: Iterable[Subscriber], meta: dict[str, str]) -
     return added, duplicates
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class RunLock:
