@@ -66,7 +66,11 @@ def build_message(
     msg = EmailMessage(policy=WIRE_POLICY)
     # Headers are stored pre-encoded and pre-folded (set_raw): the email package's
     # parse-tree folding cost ~3 ms a message; these values need none of it.
-    msg.set_raw("Subject", _unstructured("Subject", subject_prefix + rendered.subject))
+    subject = one_line(subject_prefix + rendered.subject)
+    if subject.isascii():
+        msg.set_raw("Subject", _unstructured("Subject", subject))
+    else:  # the registry encodes only the non-ASCII words, so the raw line stays readable
+        msg["Subject"] = subject
     _set_mailbox(msg, "From", config.sender_name, config.sender_email)
     if to is not None:
         if isinstance(to, Address):
