@@ -30,7 +30,7 @@ from newsletter.config import load_config
 from newsletter.errors import NewsletterError, Problem, TemplateError, ValidationError
 from newsletter.load import check_issue, display_path, issue_paths
 from newsletter.model import Article, Citation, Config, Issue, slugify
-from newsletter.render import _template_frame, make_environment
+from newsletter.render import _template_frame, make_environment, cite_html
 
 DEFAULT_SITE_DIR = "site"
 MARKER = ".newsletter-site"
@@ -61,7 +61,7 @@ class Entry:
 
     @cached_property
     def citation_html(self) -> Markup | None:
-        return cite(self.article.citation) if self.article.citation else None
+        return cite_html(self.article.citation) if self.article.citation else None
 
 
 @dataclass
@@ -234,23 +234,8 @@ def _check_target(target: Path, folder: Path) -> None:
 def _environment(folder: Path) -> jinja2.Environment:
     env = make_environment(folder)
     env.auto_reload = False
-    env.filters["cite"] = cite
     env.filters["paras"] = paragraphs_html
     return env
-
-
-def cite(citation: Citation) -> Markup:
-    """The citation text escaped, with its DOI/URL as a link (in place if the text contains it)."""
-    text, link = citation.text, citation.link
-    if not link:
-        return escape(text)
-    anchor = Markup('<a href="{0}">{1}</a>').format(link, link)
-    for candidate in (link, f"doi:{citation.doi}" if citation.doi else None, citation.doi):
-        if candidate and candidate in text:
-            before, _, after = text.partition(candidate)
-            shown = Markup('<a href="{0}">{1}</a>').format(link, candidate)
-            return escape(before) + shown + escape(after)
-    return escape(text) + Markup(" ") + anchor
 
 
 def paragraphs_html(paragraphs: list[str]) -> Markup:
