@@ -29,7 +29,7 @@ from newsletter.atomicdir import replace_directory, temp_dir_beside
 from newsletter.config import load_config
 from newsletter.errors import NewsletterError, Problem, TemplateError, ValidationError
 from newsletter.load import check_issue, display_path, issue_paths
-from newsletter.model import Article, Citation, Config, Issue, slugify
+from newsletter.model import Article, Config, Issue, slugify
 from newsletter.render import _template_frame, make_environment, cite_html
 
 DEFAULT_SITE_DIR = "site"
