@@ -6,25 +6,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from newsletter.config import check_config
-from newsletter.errors import NewsletterError, Problem
+from newsletter.errors import NewsletterError, Problem, ProblemList
 from newsletter.load import check_issue, display_path, issue_paths, resolve_issue_path
 from newsletter.render import GMAIL_CLIP_BYTES, Renderer
 
 
 @dataclass
-class CheckReport:
+class CheckReport(ProblemList):
     """All problems found, in the order of the files checked."""
 
     problems: list[Problem] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.is_error]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if not p.is_error]
 
     @property
     def ok(self) -> bool:

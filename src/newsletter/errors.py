@@ -34,6 +34,20 @@ class Problem:
         return self.severity == "error"
 
 
+class ProblemList:
+    """Mixin for results that carry ``problems``: splits them into errors and warnings."""
+
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.is_error]
+
+
 class NewsletterError(Exception):
     """A problem the user can fix; carries a location and a hint."""
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from newsletter.errors import NewsletterError, Problem, ValidationError
+from newsletter.errors import NewsletterError, Problem, ProblemList, ValidationError
 from newsletter.fsutil import display_path
 from newsletter.model import MONTH_RE, Article, Citation, Config, Issue, drafted_intro
 from newsletter.yamlsource import YamlSource, read_yaml
@@ -29,7 +29,7 @@ CITATION_KEYS = ("text", "authors", "year", "title", "journal", "volume", "issue
 
 
 @dataclass
-class LoadedIssue:
+class LoadedIssue(ProblemList):
     """The result of reading one issue file: the model (if buildable) and its problems."""
 
     path: Path
@@ -37,14 +37,6 @@ class LoadedIssue:
     issue: Issue | None
     problems: list[Problem]
     source: YamlSource | None
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.is_error]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if not p.is_error]
 
 
 def resolve_issue_path(folder: Path, issue: str) -> Path:
