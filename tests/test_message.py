@@ -11,7 +11,7 @@ import pytest
 
 from newsletter.build import render_issue
 from newsletter.config import load_config
-from newsletter.message import build_message, message_bytes, one_line
+from newsletter.message import build_message, message_bytes
 
 DATA = Path(__file__).parent / "data" / "golden"
 
@@ -76,10 +76,6 @@ def test_header_injection_is_impossible(golden_folder: Path) -> None:
     msg = parse(raw)
     assert msg["Bcc"] is None
     assert str(msg["Subject"]) == "Hello Bcc: victim@example.net"
-
-
-def test_one_line_folds_controls() -> None:
-    assert one_line("a\r\nb\tc\x00d") == "a b c d"
 
 
 def test_message_ids_are_unique_and_in_sender_domain(golden_folder: Path) -> None:

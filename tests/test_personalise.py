@@ -11,7 +11,10 @@ import pytest
 
 from newsletter.config import load_config
 from newsletter.load import load_issue, resolve_issue_path
-from newsletter.message import build_message, mailbox, message_bytes
+from email.headerregistry import Address
+
+from newsletter.headers import one_line
+from newsletter.message import build_message, message_bytes
 from newsletter.personalise import Personaliser, greeting_for, qp_encode, unsubscribe_token, verify_token
 from newsletter.render import Personal, Renderer
 
@@ -51,7 +54,7 @@ def test_same_as_building_per_recipient(parts, name: str | None) -> None:
     slow = message_bytes(
         build_message(
             renderer.render(issue, Personal(greeting_for(name), url)), config,
-            to=mailbox(name, address), message_id=fast.message_id, date=1_700_000_000, unsubscribe_url=url,
+            to=Address(display_name=one_line(name or ""), addr_spec=address), message_id=fast.message_id, date=1_700_000_000, unsubscribe_url=url,
         )
     )
     a, b = parse(fast.data), parse(slow)

@@ -14,7 +14,7 @@ length, and never disturbs its neighbours, and no encoded line exceeds 76
 characters.  Each value is encoded for its context: HTML-escaped in the HTML
 part (the same escaping lxml writes, so the result parses like a message built
 the slow way), wrapped like the template's ``wrap`` filter in the text part,
-RFC 2047 in the To header.  Names went through ``message.one_line`` so a CR or
+RFC 2047 in the To header.  Names went through ``headers.one_line`` so a CR or
 LF can never start a header line.
 """
 
@@ -32,18 +32,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from newsletter.addresses import domain_of
-from newsletter.message import WIRE_POLICY, build_message, list_unsubscribe, mailbox, message_bytes, one_line
+from newsletter.headers import mailbox_value, one_line
+from newsletter.message import build_message, list_unsubscribe, message_bytes
 from newsletter.model import Config, Issue
 from newsletter.render import Personal, RenderedEmail, Renderer, wrap
 
 NEUTRAL_GREETING = "Dear reader,"
+CRLF = "\r\n"
 TOKEN_QUERY = "t"
 _PLACEHOLDER_ADDRESS = "placeholder@placeholder.invalid"
 _PLACEHOLDER_URL = "https://placeholder.invalid/unsubscribe"
 _HEADER_SLOTS = {b"to": "to", b"date": "date", b"message-id": "message_id", b"list-unsubscribe": "list_unsubscribe"}
-# Display names that need neither quoting nor encoding (RFC 5322 atext words).
-_PLAIN_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-_QUOTABLE = re.compile(r"^[\x20-\x7e]+$")
 
 
 # -- signed unsubscribe tokens ------------------------------------------------------------------
@@ -70,12 +69,9 @@ def personal_unsubscribe_url(base: str, secret: bytes, address: str) -> str:
     return f"{base}{'&' if '?' in base else '?'}{TOKEN_QUERY}={unsubscribe_token(secret, address)}"
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]|\s\s|^\s|\s$")
-
-
 def clean(value: str | None) -> str:
-    """``message.one_line`` (no CR/LF, no controls, single spaces), skipped when already clean."""
-    return one_line(value) if value and _CONTROL.search(value) else (value or "")
+    """``headers.one_line`` of a value that may be missing."""
+    return one_line(value) if value else ""
 
 
 def greeting_for(name: str | None) -> str:
@@ -147,67 +143,8 @@ def html_attribute(value: str) -> str:
 
 
 def to_header(name: str | None, address: str) -> bytes:
-    """The folded 'To:' line: plain names written directly, anything else through the email package."""
-    name = clean(name)
-    if not name:
-        line = f"To: {address}\r\n"
-    elif _PLAIN_PHRASE.match(name):
-        line = f"To: {name} <{address}>\r\n"
-    elif _QUOTABLE.match(name):
-        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        line = f'To: "{quoted}" <{address}>\r\n'
-    else:
-        words = _encoded_words(name)
-        if words is not None:
-            return _fold(["To:", *words, f"<{address}>"])
-        line = ""
-    if not line or len(line) > 78:
-        # long but plain: let the email package fold it (rare, so its cost does not matter)
-        return WIRE_POLICY.header_factory("To", mailbox(name, address)).fold(policy=WIRE_POLICY).encode("ascii")
-    return line.encode("ascii")
-
-
-_Q_CHAR = [chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) == "-") else ("_" if b == 32 else f"={b:02X}") for b in range(256)]
-_WORD_ROOM = 75 - len("=?utf-8?q??=")
-
-
-def _encoded_words(name: str) -> list[str] | None:
-    """The display name as atoms and RFC 2047 Q encoded-words (None if one would pass 75 characters).
-
-    Runs of words needing encoding go into one encoded-word, spaces included,
-    because whitespace between two adjacent encoded-words is not displayed.
-    """
-    out: list[str] = []
-    run: list[str] = []
-
-    def flush() -> bool:
-        if run:
-            encoded = "".join(_Q_CHAR[b] for b in " ".join(run).encode("utf-8"))
-            if len(encoded) > _WORD_ROOM:
-                return False
-            out.append(f"=?utf-8?q?{encoded}?=")
-            run.clear()
-        return True
-
-    for word in name.split(" "):
-        if _PLAIN_PHRASE.match(word):
-            if not flush():
-                return None
-            out.append(word)
-        else:
-            run.append(word)
-    return out if flush() else None
-
-
-def _fold(tokens: list[str]) -> bytes:
-    """Join header tokens with spaces, starting a continuation line before a token that would pass 78."""
-    lines = [tokens[0]]
-    for token in tokens[1:]:
-        if len(lines[-1]) + 1 + len(token) > 78:
-            lines.append(" " + token)
-        else:
-            lines[-1] += " " + token
-    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+    """The folded 'To:' line, the name RFC 2047-encoded where needed."""
+    return f"To: {mailbox_value('To', name, address, linesep=CRLF)}\r\n".encode("ascii")
 
 
 def list_unsubscribe_header(config: Config, https_url: str | None) -> bytes:

@@ -35,7 +35,7 @@ from newsletter.config import load_config
 from newsletter.errors import NewsletterError, SendError, ValidationError
 from newsletter.ledger import Ledger, Row, RunLock, ledger_path, now, write_new
 from newsletter.load import display_path, load_issue, resolve_issue_path
-from newsletter.message import one_line
+from newsletter.headers import one_line
 from newsletter.model import Config
 from newsletter.personalise import Personaliser, random_secret
 from newsletter.render import Renderer

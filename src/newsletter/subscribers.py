@@ -28,7 +28,7 @@ from typing import Callable, Iterator, Protocol
 from newsletter.addresses import is_valid_address
 from newsletter.errors import NewsletterError, SubscriberError
 from newsletter.fsutil import atomic_write
-from newsletter.message import one_line
+from newsletter.headers import one_line
 
 SUPPRESSION_FILE = "suppressed.txt"
 # Values of a status column that mean "do not send"; compared case-insensitively.
