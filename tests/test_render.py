@@ -82,6 +82,27 @@ def test_phone_media_rules_keep_important(golden_folder: Path) -> None:
     assert re.search(r'<h2 class="article-title"[^>]*style="[^"]*font-size:\s*24px', html)
 
 
+def test_caching_inliner_writes_what_premailer_writes(folder: Path) -> None:
+    import premailer
+
+    from newsletter.render import PREMAILER_OPTIONS, CachingPremailer
+
+    config = load_config(folder)
+    renderer = Renderer(folder, config)
+    for month in ("2026-10", "2026-11"):
+        issue = load_issue(folder / "issues" / f"{month}.yaml", config, folder).issue
+        html = renderer._compile_mjml(renderer._render_template("email.mjml.j2", {
+            "issue": issue, "config": config, "subject": "s", "preheader": issue.preheader, "greeting": None,
+            "unsubscribe_url": "https://example.org/u", "unsubscribe_email": None, "view_url": "https://example.org/v",
+        }))
+        expected = premailer.Premailer(html, **PREMAILER_OPTIONS).transform()
+        for _ in range(3):  # the first call fills the cache, the others read it
+            assert CachingPremailer(html, **PREMAILER_OPTIONS).transform() == expected
+    # a different stylesheet is not answered from the cache
+    other = html.replace("<style", "<style>p { color: #123456 }</style><style", 1)
+    assert "color:#123456" in CachingPremailer(other, **PREMAILER_OPTIONS).transform().replace(" ", "")
+
+
 def test_html_has_doctype_and_no_remote_fonts(golden_folder: Path) -> None:
     html = render(golden_folder).html
     assert html.lower().startswith("<!doctype html>")
