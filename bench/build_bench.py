@@ -60,6 +60,26 @@ def median_process_s(argv: list[str], runs: int, cwd: Path) -> float:
     return statistics.median(times)
 
 
+_FIRST_CALL = """
+import sys, time
+from pathlib import Path
+from newsletter.build import render_issue
+start = time.perf_counter()
+render_issue(Path(sys.argv[1]), sys.argv[2])
+print((time.perf_counter() - start) * 1000)
+"""
+
+
+def first_call_ms(folder: Path, issue_arg: str, runs: int) -> float:
+    """Median time of the first ``render_issue`` in a fresh interpreter, after the imports:
+    what one ``newsletter build`` pays, with no template, stylesheet or YAML cache warm yet."""
+    times = []
+    for _ in range(runs):
+        done = subprocess.run([sys.executable, "-c", _FIRST_CALL, str(folder), issue_arg], capture_output=True, text=True, check=True)
+        times.append(float(done.stdout.strip()))
+    return statistics.median(times)
+
+
 def mjml_source(folder: Path, issue_arg: str) -> str:
     """The MJML the Renderer compiles for this issue (captured on its way to mjml-python)."""
     from newsletter.config import load_config
@@ -139,6 +159,9 @@ def main() -> None:
     print("in-process (median)")
     print(f"  build.render_issue (load+validate+HTML+text+.eml)   {full:8.2f} ms   target <= {IN_PROCESS_TARGET_MS:.0f} ms: {verdict}")
     print(f"  Renderer.render + message (per recipient)          {render_only:8.2f} ms")
+
+    cold = first_call_ms(folder, args.issue, args.process_runs)
+    print(f"  build.render_issue, first call in a fresh process    {cold:8.2f} ms   (imports done; no cache warm)")
 
     source = mjml_source(folder, args.issue)
     import mjml

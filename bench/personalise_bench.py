@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from email.headerregistry import Address
 from pathlib import Path
 
 from newsletter.config import load_config
 from newsletter.load import load_issue, resolve_issue_path
-from newsletter.message import build_message, mailbox, message_bytes
+from newsletter.message import build_message, message_bytes
 from newsletter.personalise import Personaliser, greeting_for
 from newsletter.render import Personal, Renderer
 
@@ -50,12 +51,12 @@ def main() -> None:
     rendered = renderer.render(issue, Personal(greeting_for("Ada Lovelace"), personaliser.unsubscribe_url("ada@example.org")))
 
     def build(i: int) -> bytes:
-        return message_bytes(build_message(rendered, config, to=mailbox(f"Reader {i}", f"r{i}@example.org")))
+        return message_bytes(build_message(rendered, config, to=Address(f"Reader {i}", addr_spec=f"r{i}@example.org")))
 
     def render_and_build(i: int) -> bytes:
         url = personaliser.unsubscribe_url(f"r{i}@example.org")
         again = renderer.render(issue, Personal(greeting_for(f"Reader {i}"), url))
-        return message_bytes(build_message(again, config, to=mailbox(f"Reader {i}", f"r{i}@example.org"), unsubscribe_url=url))
+        return message_bytes(build_message(again, config, to=Address(f"Reader {i}", addr_spec=f"r{i}@example.org"), unsubscribe_url=url))
 
     size = len(personaliser.personalise("ada@example.org", "Ada Lovelace").data)
     reference = per_call(build, max(50, args.n // 20))
