@@ -29,6 +29,7 @@ that a later run would "resume" and so skip people.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -59,7 +60,8 @@ CREATE TABLE IF NOT EXISTS recipients (
     last_reply TEXT,
     updated_at TEXT,
     message_id TEXT,
-    line INTEGER                          -- where the address was in the subscriber list
+    line INTEGER,                         -- where the address was in the subscriber list
+    fields TEXT                           -- the list's other columns (merge fields), JSON; NULL if none
 );
 CREATE INDEX IF NOT EXISTS recipients_state ON recipients (state, id);
 """
@@ -94,9 +96,19 @@ class Row:
     last_reply: str | None
     updated_at: str | None
     message_id: str | None
+    fields_json: str | None = None
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The merge-field columns this recipient had in the subscriber list."""
+        return json.loads(self.fields_json) if self.fields_json else {}
 
 
-_ROW_COLUMNS = "id, address, name, state, attempts, last_reply, updated_at, message_id"
+_ROW_COLUMNS = "id, address, name, state, attempts, last_reply, updated_at, message_id, fields"
+
+
+def _fields_json(sub: Subscriber) -> str | None:
+    return json.dumps(sub.fields, ensure_ascii=False, separators=(",", ":")) if sub.fields else None
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -105,6 +117,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(_SCHEMA)
+        if "fields" not in {column[1] for column in conn.execute("PRAGMA table_info(recipients)")}:
+            conn.execute("ALTER TABLE recipients ADD COLUMN fields TEXT")  # a record from before merge fields
     except sqlite3.DatabaseError as exc:
         raise NewsletterError(f"cannot open the send record: {exc}", path=str(path), hint="if the file is damaged, move it aside; the archive keeps a copy of finished sends") from None
     return conn
@@ -140,9 +154,9 @@ def _load(path: Path, subscribers: Iterable[Subscriber], meta: dict[str, str]) -
         conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
         added = duplicates = 0
         stamp = now()
-        insert = "INSERT OR IGNORE INTO recipients (key, address, name, updated_at, line) VALUES (?, ?, ?, ?, ?)"
+        insert = "INSERT OR IGNORE INTO recipients (key, address, name, updated_at, line, fields) VALUES (?, ?, ?, ?, ?, ?)"
         for sub in subscribers:
-            cursor = conn.execute(insert, (sub.key, sub.email, sub.name, stamp, sub.line))
+            cursor = conn.execute(insert, (sub.key, sub.email, sub.name, stamp, sub.line, _fields_json(sub)))
             if cursor.rowcount:
                 added += 1
             else:
@@ -421,8 +435,9 @@ class Ledger:
             ).rowcount
 
     def merge(self, subscribers: Iterable[Subscriber]) -> tuple[int, int]:
-        """Bring a resumed record up to date with the list: add new subscribers, drop not-yet-tried
-        rows that left the list (unsubscribed or suppressed since).  Returns (added, removed)."""
+        """Bring a resumed record up to date with the list: add new subscribers, refresh the name and
+        merge fields of rows not yet tried, drop not-yet-tried rows that left the list (unsubscribed or
+        suppressed since).  Returns (added, removed)."""
         self.flush()
         with self._lock:
             self._set_sync("FULL")
@@ -432,13 +447,17 @@ class Ledger:
                 conn.execute("CREATE TEMP TABLE IF NOT EXISTS current (key TEXT PRIMARY KEY)")
                 conn.execute("DELETE FROM temp.current")
                 stamp = now()
-                added = 0
+                before = conn.execute("SELECT COUNT(*) FROM recipients").fetchone()[0]
                 for sub in subscribers:
                     conn.execute("INSERT OR IGNORE INTO temp.current (key) VALUES (?)", (sub.key,))
-                    added += conn.execute(
-                        "INSERT OR IGNORE INTO recipients (key, address, name, updated_at, line) VALUES (?, ?, ?, ?, ?)",
-                        (sub.key, sub.email, sub.name, stamp, sub.line),
-                    ).rowcount
+                    # rows not yet tried take the list's current name and merge fields (a fixed typo counts)
+                    conn.execute(
+                        "INSERT INTO recipients (key, address, name, updated_at, line, fields) VALUES (?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (key) DO UPDATE SET name = excluded.name, fields = excluded.fields "
+                        "WHERE recipients.state IN ('pending', 'deferred')",
+                        (sub.key, sub.email, sub.name, stamp, sub.line, _fields_json(sub)),
+                    )
+                added = conn.execute("SELECT COUNT(*) FROM recipients").fetchone()[0] - before
                 removed = conn.execute(
                     "DELETE FROM recipients WHERE state IN ('pending', 'deferred') AND key NOT IN (SELECT key FROM temp.current)"
                 ).rowcount

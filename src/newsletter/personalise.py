@@ -35,7 +35,8 @@ from newsletter.addresses import domain_of
 from newsletter.headers import mailbox_value, one_line
 from newsletter.message import build_message, list_unsubscribe, message_bytes
 from newsletter.model import Config, Issue
-from newsletter.render import Personal, RenderedEmail, Renderer, wrap
+from newsletter.errors import TemplateError
+from newsletter.render import USER_TEMPLATES_DIR, MergeFields, Personal, RenderedEmail, Renderer, wrap
 
 NEUTRAL_GREETING = "Dear reader,"
 CRLF = "\r\n"
@@ -185,7 +186,11 @@ class Personalised:
 class Personaliser:
     """Renders an issue once and produces each recipient's message bytes cheaply."""
 
-    def __init__(self, renderer: Renderer, issue: Issue, config: Config, secret: bytes, *, subject_prefix: str = "") -> None:
+    def __init__(
+        self, renderer: Renderer, issue: Issue, config: Config, secret: bytes, *,
+        subject_prefix: str = "", columns: tuple[str, ...] | None = None,
+    ) -> None:
+        """``columns``: the subscriber list's merge-field columns (None: no list, templates show placeholders)."""
         self.config = config
         self.secret = secret
         self.domain = domain_of(config.sender_email)
@@ -193,9 +198,14 @@ class Personaliser:
         nonce = secrets.token_hex(6)
         self._greeting_token = f"nlslotgreeting{nonce}"
         self._url_token = f"nlslotunsubscribe{nonce}"
+        # one token per column; letters and digits only, so escaping, MJML and premailer leave them be
+        self._field_tokens = {f"nlslotfield{i}x{nonce}": column for i, column in enumerate(columns or ())}
+        fields = MergeFields({column: token for token, column in self._field_tokens.items()}) if columns is not None else None
         tokens = renderer.render(
-            issue, Personal(greeting=self._greeting_token, unsubscribe_url=self._url_token if self.base_url else None)
+            issue,
+            Personal(greeting=self._greeting_token, unsubscribe_url=self._url_token if self.base_url else None, subscriber=fields),
         )
+        _check_tokens_intact(tokens, [self._greeting_token, self._url_token, *self._field_tokens])
         self.rendered = tokens
         self.subject = one_line(subject_prefix + tokens.subject)
         text_marker, html_marker = f"nlslotbodytext{nonce}", f"nlslotbodyhtml{nonce}"
@@ -228,11 +238,14 @@ class Personaliser:
     def _add_body(self, body: str, *, html: bool) -> None:
         if not body.endswith("\n"):
             body += "\n"
-        for piece in re.split(f"({self._greeting_token}|{self._url_token})", body):
+        pattern = "|".join([self._greeting_token, self._url_token, *self._field_tokens])
+        for piece in re.split(f"({pattern})", body):
             if piece == self._greeting_token:
                 self._parts.append("greeting_html" if html else "greeting_text")
             elif piece == self._url_token:
                 self._parts.append("url_html" if html else "url_text")
+            elif piece in self._field_tokens:
+                self._parts.append(f"{'html' if html else 'text'}:{self._field_tokens[piece]}")
             elif piece:
                 self._parts.append(qp_encode(piece, soft_end=True))
 
@@ -243,8 +256,11 @@ class Personaliser:
     def make_message_id(self) -> str:
         return f"<{uuid.uuid4().hex}@{self.domain}>"
 
-    def personalise(self, address: str, name: str | None = None, *, message_id: str | None = None, date: float | None = None) -> Personalised:
-        """The full message for one recipient, as bytes ready for SMTP."""
+    def personalise(
+        self, address: str, name: str | None = None, *,
+        fields: dict[str, str] | None = None, message_id: str | None = None, date: float | None = None,
+    ) -> Personalised:
+        """The full message for one recipient, as bytes ready for SMTP (``fields``: its merge-field columns)."""
         message_id = message_id or self.make_message_id()
         url = self.unsubscribe_url(address)
         greeting = greeting_for(name)
@@ -256,11 +272,18 @@ class Personaliser:
                 continue
             value = values.get(part)
             if value is None:
-                value = values[part] = self._fill(part, address, name, greeting, url, message_id, date)
+                value = values[part] = self._fill(part, address, name, greeting, url, message_id, date, fields)
             out.append(value)
         return Personalised(message_id, b"".join(out))
 
-    def _fill(self, slot: str, address: str, name: str | None, greeting: str, url: str | None, message_id: str, date: float | None) -> bytes:
+    def _fill(
+        self, slot: str, address: str, name: str | None, greeting: str, url: str | None,
+        message_id: str, date: float | None, fields: dict[str, str] | None,
+    ) -> bytes:
+        if slot.startswith(("text:", "html:")):
+            kind, _, column = slot.partition(":")
+            value = merge_value(column, address, name, fields)
+            return qp_encode(html_attribute(value) if kind == "html" else value, soft_end=True)
         if slot == "to":
             return to_header(name, address)
         if slot == "date":
@@ -277,6 +300,27 @@ class Personaliser:
         if slot == "url_text":
             return qp_encode(url, soft_end=True)
         return qp_encode(html_attribute(url), soft_end=True)
+
+
+def _check_tokens_intact(rendered: RenderedEmail, tokens: list[str]) -> None:
+    """Fail before sending if a template filtered a per-recipient value: the filter saw the
+    placeholder, not the value, so the reader would get the placeholder."""
+    rest = re.sub("|".join(tokens), "", rendered.html + rendered.text)
+    if re.search("nlslot", rest, re.IGNORECASE):
+        raise TemplateError(
+            "a template passes a per-recipient value (greeting, unsubscribe_url or subscriber.<column>) through a filter "
+            "or changes it; these are filled in per recipient after rendering, so they can only be written as they are",
+            path=USER_TEMPLATES_DIR, hint="write {{ subscriber.city }} rather than {{ subscriber.city|upper }}",
+        )
+
+
+def merge_value(column: str, address: str, name: str | None, fields: dict[str, str] | None) -> str:
+    """One recipient's value of a merge-field column (email and name come from their own columns)."""
+    if column == "email":
+        return address
+    if column == "name":
+        return clean(name)
+    return clean((fields or {}).get(column))
 
 
 def _header_fields(head: bytes) -> list[bytes]:

@@ -36,6 +36,41 @@ class Personal:
 
     greeting: str | None = None
     unsubscribe_url: str | None = None
+    subscriber: "MergeFields | None" = None
+
+
+class UnknownMergeField(Exception):
+    """A template used ``subscriber.<column>`` for a column the subscriber list does not have."""
+
+    def __init__(self, column: str, columns: tuple[str, ...]) -> None:
+        super().__init__(column)
+        self.column, self.columns = column, columns
+
+
+class MergeFields:
+    """The ``subscriber`` of the templates: one recipient's columns of the subscriber list.
+
+    ``subscriber.city`` (or ``subscriber["first name"]``) is that column's value.
+    Without a list (build, preview, test copies) every column reads as
+    ``[column]``, so the author sees where the value will go.  A column the list
+    lacks is an error naming the template line, raised before anything is sent.
+    """
+
+    def __init__(self, values: dict[str, str] | None = None) -> None:
+        self._values = values  # None: no list, show placeholders
+
+    def __getitem__(self, column: str) -> str:
+        if self._values is None:
+            return f"[{column}]"
+        try:
+            return self._values[column]
+        except KeyError:
+            raise UnknownMergeField(column, tuple(self._values)) from None
+
+    def __getattr__(self, column: str) -> str:
+        if column.startswith("__"):
+            raise AttributeError(column)
+        return self[column]
 
 
 @dataclass(frozen=True)
@@ -168,6 +203,7 @@ class Renderer:
             "subject": subject,
             "preheader": issue.preheader,
             "greeting": personal.greeting,
+            "subscriber": personal.subscriber or MergeFields(),
             "unsubscribe_url": personal.unsubscribe_url or self.default_unsubscribe_url(),
             "unsubscribe_email": self.config.unsubscribe_email,
             "view_url": self.config.issue_url(issue.month),
@@ -201,7 +237,14 @@ class Renderer:
             raise TemplateError(f"template {exc.name} not found", path=str(self.folder / USER_TEMPLATES_DIR), hint="a template your templates include is missing") from None
         except jinja2.UndefinedError as exc:
             path, line = _template_frame(exc, name)
-            raise TemplateError(f"template error: {exc.message}", path=path, line=line, hint="check the variable's spelling; templates can use issue, config, subject, preheader, greeting, unsubscribe_url, view_url") from None
+            raise TemplateError(f"template error: {exc.message}", path=path, line=line, hint="check the variable's spelling; templates can use issue, config, subject, preheader, greeting, subscriber, unsubscribe_url, view_url") from None
+        except UnknownMergeField as exc:
+            path, line = _template_frame(exc, name)
+            raise TemplateError(
+                f"the subscriber list has no column '{exc.column}'",
+                path=path, line=line,
+                hint=f"its columns are: {', '.join(exc.columns)}; add the column to the list or fix the name in the template",
+            ) from None
         except TemplateError:
             raise
         except Exception as exc:  # a filter or expression failing inside a user template

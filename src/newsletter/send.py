@@ -41,7 +41,7 @@ from newsletter.personalise import Personaliser, random_secret
 from newsletter.render import Renderer
 from newsletter.senders import load_sender
 from newsletter.senders.base import Connection, PermanentFailure, Sender, TemporaryFailure, UncertainDelivery
-from newsletter.subscribers import ReadStats, iter_subscribers, load_suppressed
+from newsletter.subscribers import ReadStats, iter_subscribers, load_suppressed, merge_columns
 
 SECRET_ENV = "NEWSLETTER_SECRET"
 MAX_ATTEMPTS = 5
@@ -265,7 +265,11 @@ def prepare(
     if concurrency < 1:
         raise SendError("--concurrency must be 1 or more")
     secret, note = resolve_secret(env, sender_name=sender_name, relaxed=options.dry_run or bool(options.test), prompt=secret_prompt)
-    personaliser = Personaliser(Renderer(folder, config), loaded.issue, config, secret, subject_prefix=TEST_PREFIX if options.test else "")
+    # the list's columns are the templates' merge fields; test copies (no list) show [column] placeholders
+    columns = None if options.test or options.to is None else merge_columns(options.to, display_path(options.to, folder))
+    personaliser = Personaliser(
+        Renderer(folder, config), loaded.issue, config, secret, subject_prefix=TEST_PREFIX if options.test else "", columns=columns,
+    )
     plan = Plan(
         folder=folder, options=options, config=config, month=month, subject=personaliser.subject,
         sender=sender, sender_name=sender_name, personaliser=personaliser, rate=rate,
@@ -527,7 +531,7 @@ class _Run:
     def deliver_one(self, connection: Connection, row: Row, tries: int, message_id: str) -> None:
         plan, ledger = self.plan, self.ledger
         self.limiter.acquire()
-        message = plan.personaliser.personalise(row.address, row.name, message_id=message_id)
+        message = plan.personaliser.personalise(row.address, row.name, fields=row.fields, message_id=message_id)
         ledger.mark_handed(row.id)  # claimed durably (fsync) earlier; marked handed before a byte leaves
         try:
             reply = connection.deliver(plan.config.sender_email, row.address, message.data)
@@ -699,7 +703,7 @@ def _dry_run(plan: Plan, report: SendReport) -> SendReport:
     try:
         with Ledger(source, recover=False) as ledger:
             for row in ledger.rows(states):
-                plan.personaliser.personalise(row.address, row.name)
+                plan.personaliser.personalise(row.address, row.name, fields=row.fields)
                 count += 1
     finally:
         plan.discard()

@@ -128,17 +128,9 @@ def iter_subscribers(
     with raw:
         # Decoded line by line (not by an 8 KB TextIOWrapper) so a bad byte is reported on its own line.
         text = _decoded_lines(raw, shown)
-        header_line = next(text, "")
-        if not header_line.strip():
-            raise SubscriberError("the file is empty; expected a header line naming an 'email' column", path=shown, line=1)
-        delimiter = _sniff_delimiter(header_line)
-        header = [h.strip().lower() for h in next(csv.reader([header_line], delimiter=delimiter))]
+        header, delimiter = _read_header(text, shown)
         email_col = _find_column(header, EMAIL_COLUMNS)
-        if email_col is None:
-            raise SubscriberError(
-                f"no 'email' column in the header (found: {', '.join(h for h in header if h) or 'nothing'})",
-                path=shown, line=1, hint="the first line must name the columns, e.g. email,name",
-            )
+        assert email_col is not None
         name_col = _find_column(header, NAME_COLUMNS)
         status_col = _find_column(header, ("status",))
         reader = csv.reader(text, delimiter=delimiter)
@@ -181,6 +173,33 @@ def iter_subscribers(
             }
             stats.yielded += 1
             yield Subscriber(address, name or None, merge, start_line)
+
+
+def merge_columns(path: Path, display: str | None = None) -> tuple[str, ...]:
+    """The columns templates can use as ``subscriber.<column>``: email, name and every other named column."""
+    shown = display or str(path)
+    try:
+        with open(path, "rb") as raw:
+            header, _ = _read_header(_decoded_lines(raw, shown), shown)
+    except OSError as exc:
+        raise SubscriberError(f"cannot read the subscriber list: {exc.strerror}", path=shown, hint="check the path given to --to") from None
+    skip = {_find_column(header, EMAIL_COLUMNS), _find_column(header, NAME_COLUMNS), _find_column(header, ("status",))}
+    return ("email", "name", *(h for i, h in enumerate(header) if h and i not in skip))
+
+
+def _read_header(text: Iterator[str], shown: str) -> tuple[list[str], str]:
+    """The lowercased column names of the first line, and the delimiter; it must name an email column."""
+    header_line = next(text, "")
+    if not header_line.strip():
+        raise SubscriberError("the file is empty; expected a header line naming an 'email' column", path=shown, line=1)
+    delimiter = _sniff_delimiter(header_line)
+    header = [h.strip().lower() for h in next(csv.reader([header_line], delimiter=delimiter))]
+    if _find_column(header, EMAIL_COLUMNS) is None:
+        raise SubscriberError(
+            f"no 'email' column in the header (found: {', '.join(h for h in header if h) or 'nothing'})",
+            path=shown, line=1, hint="the first line must name the columns, e.g. email,name",
+        )
+    return header, delimiter
 
 
 def _decoded_lines(raw: Iterator[bytes], shown: str) -> Iterator[str]:
@@ -257,6 +276,6 @@ def suppress(folder: Path, addresses: list[str]) -> tuple[list[str], list[str]]:
 
 
 __all__ = [
-    "Subscriber", "ReadStats", "HashSeen", "iter_subscribers", "load_suppressed", "suppress",
+    "Subscriber", "ReadStats", "HashSeen", "iter_subscribers", "merge_columns", "load_suppressed", "suppress",
     "suppression_path", "SUPPRESSION_FILE", "SKIP_STATUSES",
 ]
