@@ -175,6 +175,17 @@ def test_archived_state_and_build_warning(folder: Path) -> None:
     assert "archived" not in run(folder, "build", "2026-11").stderr
 
 
+def test_archived_issue_month_is_checked_against_its_folder(folder: Path) -> None:
+    archive_issue(folder, "2026-10", report=REPORT)
+    archived = folder / "archive" / "2026-10" / "issue.yaml"
+    archived.chmod(0o644)
+    archived.write_text(archived.read_text(encoding="utf-8").replace("month: 2026-10", "month: 2026-09"), encoding="utf-8")
+    loaded = check_archived_issue(folder, "2026-10", load_config(folder))
+    assert [str(p) for p in loaded.errors] == [
+        "archive/2026-10/issue.yaml:1:8: error: month 2026-09 does not match its archive folder archive/2026-10; fix the month"
+    ]
+
+
 def test_archiving_an_invalid_issue_reports_the_problem(folder: Path) -> None:
     issue = folder / "issues" / "2026-10.yaml"
     issue.write_text(issue.read_text(encoding="utf-8").replace("research_type: Naturalistic Study", "research_type: Naturalistc"), encoding="utf-8")

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.config import load_config
-from newsletter.importer import MergedMonth, PageArticle, PageMonth, is_title_shaped, render_issue_file
+from newsletter.importer import MergedMonth, PageArticle, is_title_shaped, render_issue_file
 from newsletter.load import load_issue
 
 PAGES_DIR = Path(__file__).resolve().parents[2] / "shared" / "pprnet-pages"

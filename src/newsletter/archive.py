@@ -22,10 +22,9 @@ from typing import Any
 
 from newsletter.atomicdir import fsync_tree, replace_directory, temp_dir_beside
 from newsletter.config import load_config
-from newsletter.errors import NewsletterError, Problem
-from newsletter.load import LoadedIssue, _IssueBuilder, display_path, resolve_issue_path
+from newsletter.errors import NewsletterError
+from newsletter.load import LoadedIssue, check_issue, display_path, resolve_issue_path
 from newsletter.model import MONTH_RE, Config
-from newsletter.yamlsource import read_yaml
 
 ARCHIVE_DIR = "archive"
 SENDS_DIR = "sends"
@@ -130,16 +129,7 @@ def read_report(directory: Path) -> dict[str, Any] | None:
 def check_archived_issue(folder: Path, month: str, config: Config) -> LoadedIssue:
     """Validate ``archive/YYYY-MM/issue.yaml`` like an issue file, checking its month against the folder name."""
     path = archive_dir(folder, month) / ISSUE_FILE
-    display = display_path(path, folder)
-    try:
-        src = read_yaml(path, display)
-    except NewsletterError as exc:
-        return LoadedIssue(path, display, None, [Problem(display, exc.line, exc.column, exc.message)], None)
-    # The issue builder checks the month against the file's stem; the archived
-    # file is always issue.yaml, so give it the folder's month as its stem.
-    builder = _IssueBuilder(src, config, path.with_name(f"{month}.yaml"))
-    issue = builder.build()
-    return LoadedIssue(path, display, issue, builder.problems, src)
+    return check_issue(path, config, folder, month_from=(month, f"its archive folder {ARCHIVE_DIR}/{month}"))
 
 
 def archive_issue(folder: Path, issue_arg: str, *, report: dict[str, Any] | None, force: bool = False) -> ArchiveResult:

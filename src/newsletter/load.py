@@ -55,14 +55,19 @@ def load_issue(path: Path, config: Config, folder: Path | None = None) -> Loaded
     return loaded
 
 
-def check_issue(path: Path, config: Config, folder: Path | None = None) -> LoadedIssue:
-    """Read and validate an issue file, returning the model and all problems."""
+def check_issue(path: Path, config: Config, folder: Path | None = None, *, month_from: tuple[str, str] | None = None) -> LoadedIssue:
+    """Read and validate an issue file, returning the model and all problems.
+
+    The month must match the file name (``issues/2021-07.yaml``); ``month_from``
+    = (month, what holds it) checks it against something else instead, e.g. the
+    archive's ``("2021-07", "its archive folder archive/2021-07")``.
+    """
     display = display_path(path, folder)
     try:
         src = read_yaml(path, display)
     except NewsletterError as exc:
         return LoadedIssue(path, display, None, [Problem(display, exc.line, exc.column, exc.message + (f" ({exc.hint})" if exc.hint else ""))], None)
-    builder = _IssueBuilder(src, config, path)
+    builder = _IssueBuilder(src, config, path, month_from)
     issue = builder.build()
     problems = sorted(builder.problems, key=lambda p: (p.line or 0, p.column or 0))
     return LoadedIssue(path, display, issue, problems, src)
@@ -96,10 +101,11 @@ def normalise_doi(value: str) -> str:
 
 
 class _IssueBuilder:
-    def __init__(self, src: YamlSource, config: Config, path: Path) -> None:
+    def __init__(self, src: YamlSource, config: Config, path: Path, month_from: tuple[str, str] | None = None) -> None:
         self.src = src
         self.config = config
         self.path = path
+        self.month_from = month_from
         self.problems: list[Problem] = []
 
     def error(self, key: tuple[Any, ...], message: str, *, at_key: bool = False) -> None:
@@ -162,8 +168,11 @@ class _IssueBuilder:
         if not MONTH_RE.match(month):
             self.error(("month",), f"month '{month}' must be written YYYY-MM, e.g. 2021-07")
             return None
-        stem = self.path.stem
-        if stem != month:
+        if self.month_from is not None:
+            expected, holder = self.month_from
+            if month != expected:
+                self.error(("month",), f"month {month} does not match {holder}; fix the month")
+        elif self.path.stem != month:
             self.error(("month",), f"month {month} does not match the file name '{self.path.name}'; rename the file to {month}.yaml or fix the month")
         return month
 
