@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from newsletter.preview import PreviewServer, preview_page
+from process_support import restore_ctrl_c
 
 SUBJECT = "Practice Research Notes — October 2026: the alliance, empathy and therapist self-doubt"
 RELOAD_TIMEOUT_MS = 15_000
@@ -158,7 +159,7 @@ def test_cli_preview_binds_loopback_only_and_stops_quietly_on_ctrl_c(folder: Pat
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "newsletter", "preview", "2026-10", "--port", "0", "--folder", str(folder)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=restore_ctrl_c,
     )
     try:
         first = proc.stdout.readline()

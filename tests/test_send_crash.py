@@ -11,6 +11,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
+from process_support import restore_ctrl_c
 from send_support import Server, people, write_list
 
 MONTH = "2026-11"
@@ -21,7 +24,7 @@ def start_send(folder: Path, csv: Path, server: Server, *extra: str) -> subproce
     return subprocess.Popen(
         [sys.executable, "-m", "newsletter", "send", MONTH, "--to", str(csv), "--sender", "smtp", "--yes",
          "--rate", "25", "--concurrency", "3", "--folder", str(folder), *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=restore_ctrl_c,
     )
 
 
@@ -68,14 +71,15 @@ def test_kill_9_at_several_points_then_resume(folder: Path) -> None:
     assert "80 sent" in output
 
 
-def test_ctrl_c_stops_cleanly_and_the_rerun_sends_the_rest_once(folder: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_or_kill_stops_cleanly_and_the_rerun_sends_the_rest_once(folder: Path, stop: signal.Signals) -> None:
     subscribers = people(60)
     csv = write_list(folder / "list.csv", subscribers)
     with Server() as server:
         received = server.receiver.received
         proc = start_send(folder, csv, server)
         wait_for(lambda: len(received()) >= 10 or proc.poll() is not None)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         output, _ = proc.communicate(timeout=30)
         assert proc.returncode == 130, output
         assert "interrupted: run the same command again" in output

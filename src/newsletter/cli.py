@@ -235,6 +235,7 @@ def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool,
     elif dry_run or (test and not yes):
         for line in plan.summary():
             click.echo(line)
+    _stop_on_sigterm()
     if interactive and not test and not dry_run and plan.to_send:
         import threading
 
@@ -256,6 +257,17 @@ def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool,
         sys.exit(130)
     if not report.ok:
         sys.exit(1)
+
+
+def _stop_on_sigterm() -> None:
+    """Make `kill PID` (SIGTERM, how systemd and container runtimes stop a job) stop a send the way
+    Ctrl-C does: each worker finishes the message it is on, and a rerun resumes."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @main.command("status")
