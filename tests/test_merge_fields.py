@@ -81,10 +81,44 @@ def test_a_column_the_list_lacks_names_template_and_line(folder: Path) -> None:
     assert "its columns are: email, name, town" in error.hint
 
 
-def test_a_filtered_value_is_refused_before_sending(folder: Path) -> None:
-    use_city(folder, text_line="In {{ subscriber.city | upper }}.")
+@pytest.mark.parametrize(
+    "text_line",
+    [
+        "In {{ subscriber.city | upper }}.",
+        "{% if subscriber.city %}You meet in {{ subscriber.city }}.{% else %}No group yet.{% endif %}",
+        "{% if subscriber.vip == 'yes' %}Thank you!{% endif %}",
+        "In {{ subscriber.city or 'somewhere' }}.",
+        "Map: https://maps.example.org/?q={{ subscriber['city'] | urlencode }}",
+        "{% set where = subscriber.city %}In {{ where }}.",
+    ],
+)
+def test_merge_field_in_logic_or_filters_is_refused_while_writing(folder: Path, text_line: str) -> None:
+    """The value is filled in after rendering, so logic on it would be decided on a placeholder."""
+    use_city(folder, text_line=text_line)
+    config = load_config(folder)
+    issue = load_issue(resolve_issue_path(folder, "2026-11"), config, folder).issue
+    for render in (lambda: Renderer(folder, config).render(issue), lambda: personaliser(folder, ("email", "name", "city", "vip"))):
+        with pytest.raises(TemplateError) as caught:
+            render()
+        error = caught.value
+        assert error.path == str(folder / "templates" / "email.txt.j2") and error.line == 7
+        assert "is filled in per recipient after rendering, so it can only be written on its own" in error.message
+        assert error.message.startswith(("subscriber.city ", "subscriber.vip "))
+
+
+def test_a_filtered_greeting_is_refused_before_sending(folder: Path) -> None:
+    templates = folder / "templates"
+    templates.mkdir()
+    text = (PACKAGED / "email.txt.j2").read_text(encoding="utf-8")
+    (templates / "email.txt.j2").write_text(text.replace("{{ greeting | wrap }}", "{{ greeting | upper }}"), encoding="utf-8")
     with pytest.raises(TemplateError, match="can only be written as they are"):
-        personaliser(folder, ("email", "name", "city"))
+        personaliser(folder, ("email", "name"))
+
+
+def test_a_column_may_have_any_name(folder: Path) -> None:
+    use_city(folder, text_line="Code {{ subscriber._values }} / {{ subscriber['items'] }}.", html_line="")
+    data = personaliser(folder, ("email", "name", "_values", "items")).personalise("a@example.org", fields={"_values": "V1", "items": "I2"}).data
+    assert "Code V1 / I2." in bodies(data)[0]
 
 
 def test_sent_messages_carry_each_row_and_a_resume_uses_the_list_as_it_is_now(folder: Path) -> None:

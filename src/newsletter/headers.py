@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import re
 
-MAX_LINE = 78
+# RFC 2047 section 2: a line holding an encoded-word is at most 76 characters; every line kept so.
+MAX_LINE = 76
+# A longer word is encoded too, so that it can be split: no line ever needs re-folding.
+LONGEST_LITERAL = 60
 # RFC 5322 atext words separated by single spaces: needs neither quoting nor encoding.
 _ATEXT_WORD = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+$")
 _PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
 # Q encoding restricted to what RFC 2047 section 5(3) allows inside a phrase.
 _Q_CHAR = [chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) == "-") else ("_" if b == 32 else f"={b:02X}") for b in range(256)]
 _Q_PREFIX, _Q_SUFFIX = "=?utf-8?q?", "?="
-# Longest encoded-word that still fits on a line after "Reply-To: " (RFC 2047 allows 75).
+# Encoded text of an encoded-word that still fits on a line after "Reply-To: " (RFC 2047 allows 75 in all).
 _WORD_ROOM = MAX_LINE - len("Reply-To: ") - len(_Q_PREFIX) - len(_Q_SUFFIX)
 
 
@@ -65,7 +68,7 @@ def _tokens(text: str, plain: re.Pattern[str] | None) -> list[str]:
     out: list[str] = []
     run: list[str] = []
     for word in text.split(" ") if text else []:
-        literal = (word.isascii() if plain is None else bool(plain.match(word))) and "=?" not in word
+        literal = (word.isascii() if plain is None else bool(plain.match(word))) and "=?" not in word and len(word) <= LONGEST_LITERAL
         if literal:
             if run:
                 out.extend(encoded_words(" ".join(run)))
@@ -83,16 +86,18 @@ def phrase_tokens(name: str) -> list[str]:
     name = one_line(name)
     if not name:
         return []
-    if all(_ATEXT_WORD.match(word) for word in name.split(" ")) and "=?" not in name:
-        return name.split(" ")
-    if _PRINTABLE_ASCII.match(name) and "=?" not in name:
-        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{quoted}"'.split(" ")
+    words = name.split(" ")
+    if "=?" not in name and all(len(word) < LONGEST_LITERAL for word in words):
+        if all(_ATEXT_WORD.match(word) for word in words):
+            return words
+        if _PRINTABLE_ASCII.match(name):
+            quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+            return f'"{quoted}"'.split(" ")
     return _tokens(name, _ATEXT_WORD)
 
 
 def fold(name: str, tokens: list[str], linesep: str = "\n") -> str:
-    """The value of header ``name`` from ``tokens``, joined by spaces, a new line before one that would pass 78."""
+    """The value of header ``name`` from ``tokens``, joined by spaces, a new line before one that would pass MAX_LINE."""
     lines = [""]
     room = MAX_LINE - len(name) - 2
     for token in tokens:

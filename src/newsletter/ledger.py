@@ -436,7 +436,7 @@ class Ledger:
 
     def merge(self, subscribers: Iterable[Subscriber]) -> tuple[int, int]:
         """Bring a resumed record up to date with the list: add new subscribers, refresh the name and
-        merge fields of rows not yet tried, drop not-yet-tried rows that left the list (unsubscribed or
+        merge fields of rows not yet delivered, drop not-yet-tried rows that left the list (unsubscribed or
         suppressed since).  Returns (added, removed)."""
         self.flush()
         with self._lock:
@@ -450,11 +450,12 @@ class Ledger:
                 before = conn.execute("SELECT COUNT(*) FROM recipients").fetchone()[0]
                 for sub in subscribers:
                     conn.execute("INSERT OR IGNORE INTO temp.current (key) VALUES (?)", (sub.key,))
-                    # rows not yet tried take the list's current name and merge fields (a fixed typo counts)
+                    # rows not yet delivered take the list's current name and merge fields (a fixed typo counts;
+                    # uncertain ones too, for --resend-uncertain)
                     conn.execute(
                         "INSERT INTO recipients (key, address, name, updated_at, line, fields) VALUES (?, ?, ?, ?, ?, ?) "
                         "ON CONFLICT (key) DO UPDATE SET name = excluded.name, fields = excluded.fields "
-                        "WHERE recipients.state IN ('pending', 'deferred')",
+                        "WHERE recipients.state IN ('pending', 'deferred', 'uncertain')",
                         (sub.key, sub.email, sub.name, stamp, sub.line, _fields_json(sub)),
                     )
                 added = conn.execute("SELECT COUNT(*) FROM recipients").fetchone()[0] - before

@@ -21,8 +21,9 @@ from newsletter.headers import mailbox_value, one_line, unstructured_value
 from newsletter.model import Config, slugify
 from newsletter.render import RenderedEmail
 
-# SMTP policy: CRLF line endings and 78-column header folding, as on the wire.
-WIRE_POLICY = email.policy.SMTP.clone(max_line_length=78)
+# SMTP policy: CRLF line endings, 78 columns.  Header values are stored encoded and folded by
+# headers.py and never refolded: re-parsing would put spaces between a name's encoded-words.
+WIRE_POLICY = email.policy.SMTP.clone(max_line_length=78, refold_source="none")
 
 
 def list_id(config: Config) -> str:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import textwrap
 import traceback
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jinja2
+import jinja2.meta
 from markupsafe import Markup, escape
 import mjml
 import premailer
@@ -54,23 +56,76 @@ class MergeFields:
     Without a list (build, preview, test copies) every column reads as
     ``[column]``, so the author sees where the value will go.  A column the list
     lacks is an error naming the template line, raised before anything is sent.
+    Every name goes to ``__getitem__``, so a column may be called anything.
     """
 
     def __init__(self, values: dict[str, str] | None = None) -> None:
         self._values = values  # None: no list, show placeholders
 
     def __getitem__(self, column: str) -> str:
-        if self._values is None:
+        values = object.__getattribute__(self, "_values")
+        if values is None:
             return f"[{column}]"
         try:
-            return self._values[column]
+            return values[column]
         except KeyError:
-            raise UnknownMergeField(column, tuple(self._values)) from None
+            raise UnknownMergeField(column, tuple(values)) from None
 
-    def __getattr__(self, column: str) -> str:
+    def __getattribute__(self, column: str) -> Any:
         if column.startswith("__"):
-            raise AttributeError(column)
+            return object.__getattribute__(self, column)
         return self[column]
+
+
+# Templates already checked for merge-field misuse (held weakly: Jinja replaces a template that changed).
+_CHECKED: "weakref.WeakKeyDictionary[jinja2.Template, tuple[list[tuple[int, str]], list[str]]]" = weakref.WeakKeyDictionary()
+
+
+def check_merge_fields(env: jinja2.Environment, entry_templates: tuple[str, ...]) -> None:
+    """Refuse ``subscriber`` used other than as a bare ``{{ subscriber.column }}``.
+
+    Values are filled in per recipient after rendering, so a filter, a test or
+    an ``{% if %}`` on a merge field would see the placeholder, not the value:
+    wrong for every reader, and silently.  Checked on the template's syntax tree,
+    following includes, in every mode, so the author learns it while previewing.
+    """
+    todo, seen = list(entry_templates), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        template = env.get_template(name)
+        found = _CHECKED.get(template)
+        if found is None:
+            source, _filename, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
+            tree = env.parse(source, name)
+            found = _CHECKED[template] = (list(_merge_field_misuses(tree)), [t for t in jinja2.meta.find_referenced_templates(tree) if t])
+        misuses, included = found
+        if misuses:
+            line, expression = misuses[0]
+            raise TemplateError(
+                f"{expression} is filled in per recipient after rendering, so it can only be written on its own, "
+                "as {{ subscriber.column }}: a filter, test, condition or expression would see a placeholder",
+                path=template.filename or name, line=line,
+                hint="write the value as it is; put any wording that depends on it in the subscriber list itself",
+            )
+        todo.extend(included)
+
+
+def _merge_field_misuses(node: jinja2.nodes.Node, parent: Any = None, grandparent: Any = None) -> Iterator[tuple[int, str]]:
+    nodes = jinja2.nodes
+    for child in node.iter_child_nodes():
+        if isinstance(child, nodes.Name) and child.name == "subscriber":
+            bare = (
+                isinstance(node, nodes.Getattr)
+                or (isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const))
+            ) and isinstance(parent, nodes.Output)
+            if not bare:
+                column = getattr(node, "attr", None) or getattr(getattr(node, "arg", None), "value", None)
+                yield child.lineno, f"subscriber.{column}" if column else "subscriber"
+        else:
+            yield from _merge_field_misuses(child, node, parent)
 
 
 @dataclass(frozen=True)
@@ -209,12 +264,13 @@ class Renderer:
             "view_url": self.config.issue_url(issue.month),
         }
         mjml_source = self._render_template(HTML_TEMPLATE, context)
-        html = self._inline(self._compile_mjml(mjml_source))
         refs = _References()
         text = self._render_template(
             TEXT_TEMPLATE,
             {**context, "ref": refs.ref, "references": refs.listing, "has_references": lambda: bool(refs.urls)},
         )
+        check_merge_fields(self.env, (HTML_TEMPLATE, TEXT_TEMPLATE))
+        html = self._inline(self._compile_mjml(mjml_source))
         return RenderedEmail(issue.month, subject, issue.preheader, html, _tidy_text(text))
 
     def default_unsubscribe_url(self) -> str:
