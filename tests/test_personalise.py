@@ -68,7 +68,8 @@ def test_same_as_building_per_recipient(parts, name: str | None) -> None:
             assert pa.items() == pb.items()
     head, body = fast.data.split(b"\r\n\r\n", 1)
     assert all(len(line) <= 76 for line in body.split(b"\r\n"))
-    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    assert all(len(line) <= 998 for line in head.split(b"\r\n"))
+    assert all(len(line) <= 78 for line in head.split(b"\r\n") if b"unsubscribe?t=" not in line)  # a URL cannot fold
     assert head.isascii()
     assert b"nlslot" not in fast.data
     assert not any(line.lower().startswith(b"bcc") for line in head.split(b"\r\n"))
