@@ -187,6 +187,30 @@ def test_cli_bad_csv_names_file_and_line(folder: Path) -> None:
     assert result.exit_code == 1 and "list.csv:3: not UTF-8" in result.output
 
 
+def test_cli_with_yes_still_shows_who_was_skipped(folder: Path) -> None:
+    csv = write_list(folder / "list.csv", people(2) + [("nope", "x"), ("READER0001@example.org", "dup")])
+    with Server() as server:
+        result = cli(folder, "send", MONTH, "--to", str(csv), "--sender", "smtp", "--yes", env=server.env())
+        assert len(server.receiver.received()) == 2
+    assert result.exit_code == 0, result.output
+    assert "recipients: 2 after filtering (skipped: 1 duplicate, 1 invalid)" in result.output
+    assert "skipped list.csv:4: 'nope' is not a valid email address; row skipped" in result.output
+    assert "this run: 2 sent" in result.output
+
+
+@pytest.mark.parametrize("rows", [[("not-an-address", "x"), ("also bad", "y")], []], ids=["all-invalid", "header-only"])
+def test_cli_a_list_with_nobody_to_send_to_is_refused_and_nothing_recorded(folder: Path, rows) -> None:
+    csv = write_list(folder / "list.csv", rows)
+    result = cli(folder, "send", MONTH, "--to", str(csv), "--yes")
+    assert result.exit_code == 1
+    assert f"error: list.csv: nobody to send to: list.csv has {len(rows)} row(s) and none is sendable" in result.output
+    if rows:
+        assert "(skipped: 2 invalid)\n  skipped list.csv:2: 'not-an-address' is not a valid email address; row skipped" in result.output
+    assert "nothing was sent or recorded" in result.output
+    assert not ledger_path(folder, MONTH).exists() and not (folder / "archive" / MONTH).exists()
+    assert not any((folder / "sends").glob(".staging-*"))
+
+
 def test_cli_secret_required_for_smtp_without_terminal(folder: Path) -> None:
     csv = write_list(folder / "list.csv", people(2))
     with Server() as server:

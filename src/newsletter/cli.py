@@ -222,9 +222,10 @@ def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool,
                           retry_delay=RETRY_DELAY if retry_delay is None else retry_delay)
     prompt = (lambda: click.prompt("NEWSLETTER_SECRET (signs unsubscribe links)", hide_input=True, default="", show_default=False)) if interactive else None
     plan = prepare(folder, options, secret_prompt=prompt)
+    shown = [] if test and yes else plan.summary()  # with --yes too: the log shows who was skipped and why
+    for line in shown:
+        click.echo(line)
     if not yes and not dry_run and not test:  # a dry run or a test copy to yourself needs no confirmation
-        for line in plan.summary():
-            click.echo(line)
         if not interactive:
             plan.discard()
             raise click.UsageError("refusing to send without confirmation: no terminal to ask on; check the summary above and add --yes")
@@ -232,9 +233,6 @@ def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool,
             plan.discard()
             click.echo("nothing sent")
             return
-    elif dry_run or (test and not yes):
-        for line in plan.summary():
-            click.echo(line)
     _stop_on_sigterm()
     if interactive and not test and not dry_run and plan.to_send:
         import threading
@@ -252,7 +250,8 @@ def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool,
     else:
         report = execute(plan)
     for line in report.lines():
-        click.echo(line)
+        if line not in shown:  # notes already in the summary
+            click.echo(line)
     if report.interrupted:
         sys.exit(130)
     if not report.ok:

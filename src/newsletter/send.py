@@ -314,6 +314,15 @@ def _plan_list(plan: Plan) -> None:
         shutil.rmtree(staging_dir, ignore_errors=True)
         raise
     plan.list_stats, plan.duplicates, plan.recipients = stats, duplicates, recipients
+    if not recipients and not plan.resuming:
+        # never record (and archive) an issue as "sent" to nobody because of a wrong or broken file
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        shown = display_path(options.to, folder)
+        skipped = "".join(f"\n  skipped {p}" for p in stats.problems[:5])
+        raise SendError(
+            f"nobody to send to: {shown} has {stats.rows} row(s) and none is sendable{plan._filter_note()}{skipped}",
+            path=shown, hint="check that this is the right file, with an email column of valid addresses; nothing was sent or recorded",
+        )
     plan.notes += [f"skipped {p}" for p in stats.problems]
     if stats.invalid > len(stats.problems):
         plan.notes.append(f"... and {stats.invalid - len(stats.problems)} more invalid rows")
