@@ -47,3 +47,18 @@ def test_a_failed_fallback_puts_the_old_tree_back(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(atomicdir.os, "rename", real_rename)
     assert (target / "keep").read_text() == "old"
     assert os.listdir(tmp_path) == ["site"]
+
+
+def test_published_files_and_folders_get_the_modes_plain_open_and_mkdir_give(tmp_path: Path) -> None:
+    """Not mkstemp/mkdtemp's private 0600/0700: a web server must be able to read site/."""
+    import stat
+
+    from newsletter.fsutil import atomic_write
+
+    (tmp_path / "plain.html").write_text("x")
+    (tmp_path / "plain-dir").mkdir()
+    atomic_write(tmp_path / "page.html", "x")
+    made = temp_dir_beside(tmp_path / "site")
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)
+    assert mode(tmp_path / "page.html") == mode(tmp_path / "plain.html")
+    assert mode(made) == mode(tmp_path / "plain-dir")

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from newsletter.errors import NewsletterError
-from newsletter.fsutil import fsync_dir
+from newsletter.fsutil import DIR_MODE, fsync_dir
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -25,7 +25,9 @@ def temp_dir_beside(target: Path) -> Path:
     """A fresh empty directory in the target's parent (same file system, so rename works)."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        made = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        made.chmod(DIR_MODE)  # it becomes the published folder: mkdtemp's 0700 would shut out a web server
+        return made
     except OSError as exc:
         raise NewsletterError(f"cannot create a folder here: {exc.strerror}", path=str(target.parent), hint="check the folder exists and is writable") from None
 

@@ -9,6 +9,27 @@ from pathlib import Path
 from newsletter.errors import NewsletterError
 
 
+def _process_umask() -> int:
+    """The umask, read without changing it where Linux tells it (os.umask alone must set it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import, before any thread starts.  Temporary files and folders are
+# private (0600/0700); what is published gets the modes a plain open()/mkdir() would
+# give, so a web server can read a site/ folder and rsync -a copies sane modes.
+UMASK = _process_umask()
+FILE_MODE = 0o666 & ~UMASK
+DIR_MODE = 0o777 & ~UMASK
+
+
 def atomic_write(path: Path, data: bytes | str, *, encoding: str = "utf-8") -> None:
     """Write ``data`` to ``path`` so readers see the old file or the new one, never a half."""
     payload = data.encode(encoding) if isinstance(data, str) else data
@@ -19,6 +40,7 @@ def atomic_write(path: Path, data: bytes | str, *, encoding: str = "utf-8") -> N
         raise NewsletterError(f"cannot write: {exc.strerror}", path=str(path), hint="check the folder exists and is writable") from None
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), FILE_MODE)
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
