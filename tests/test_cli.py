@@ -96,8 +96,47 @@ def test_build_of_a_broken_issue_writes_nothing(folder: Path) -> None:
 def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
     result = run(tmp_path, "build", "2026-10")
     assert result.exit_code == 1
-    assert "no newsletter.yaml here" in result.output
-    assert "Traceback" not in result.output
+    assert result.output == (
+        f"error: no newsletter.yaml in {tmp_path.resolve()}\n"
+        "  hint: run newsletter from your newsletter folder (the one with newsletter.yaml and issues/), or give --folder\n"
+    )
+
+
+def test_check_goes_on_to_the_issues_when_the_config_has_errors(folder: Path) -> None:
+    config = folder / "newsletter.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("reply_to: editor@example.org", "reply_to: nope"), encoding="utf-8")
+    issue = folder / "issues" / "2026-11.yaml"
+    issue.write_text(issue.read_text(encoding="utf-8").replace("topics: [", "topics: [Trainng, ", 1), encoding="utf-8")
+    for args in ((), ("newsletter.yaml", "issues/"), ("issues",)):
+        result = run(folder, "check", *args)
+        assert result.exit_code == 1
+        lines = result.output.splitlines()
+        assert lines[0] == "newsletter.yaml:6:11: error: 'nope' is not a valid email address"
+        assert any(line.startswith("issues/2026-11.yaml:") and "unknown topic 'Trainng'; did you mean 'Training'?" in line for line in lines)
+        assert lines[-1] == "checked 3 file(s): 2 error(s), 0 warning(s)"
+    built = run(folder, "build", "2026-10")
+    assert built.exit_code == 1
+    assert built.output == "newsletter.yaml:6:11: error: 'nope' is not a valid email address\n1 error(s); fix them and try again.\n"
+
+
+def test_a_key_given_twice_is_an_error_not_a_silent_loss(folder: Path) -> None:
+    issue = folder / "issues" / "2026-11.yaml"
+    text = issue.read_text(encoding="utf-8")
+    first = text.index("    summary:")
+    line = text[:first].count("\n") + 1
+    issue.write_text(text[:first] + "    summary: an earlier draft\n" + text[first:], encoding="utf-8")
+    result = run(folder, "check", "2026-11")
+    assert result.exit_code == 1
+    assert (
+        f"issues/2026-11.yaml:{line + 1}:5: error: 'summary' appears twice here (first on line {line}); "
+        "the second would silently replace the first (merge the two or rename one)"
+    ) in result.output.splitlines()
+
+
+def test_a_bad_smtp_setting_from_the_environment_names_the_variable(folder: Path) -> None:
+    result = CliRunner().invoke(main, ["check", "--folder", str(folder)], env={"NEWSLETTER_SMTP_PORT": "abc"})
+    assert result.exit_code == 1
+    assert "environment variable NEWSLETTER_SMTP_PORT: error: smtp port must be a number from 1 to 65535, not 'abc'" in result.output.splitlines()
 
 
 def test_missing_issue_file(folder: Path) -> None:

@@ -211,6 +211,13 @@ def test_cli_a_list_with_nobody_to_send_to_is_refused_and_nothing_recorded(folde
     assert not any((folder / "sends").glob(".staging-*"))
 
 
+def test_cli_concurrency_zero_is_refused_not_replaced(folder: Path) -> None:
+    csv = write_list(folder / "list.csv", people(2))
+    result = cli(folder, "send", MONTH, "--to", str(csv), "--concurrency", "0", "--yes")
+    assert result.exit_code == 1 and "error: --concurrency must be 1 or more" in result.output
+    assert not ledger_path(folder, MONTH).exists()
+
+
 def test_cli_secret_required_for_smtp_without_terminal(folder: Path) -> None:
     csv = write_list(folder / "list.csv", people(2))
     with Server() as server:

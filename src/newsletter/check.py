@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletter.config import check_config
+from newsletter.config import CONFIG_NAME, check_config
 from newsletter.errors import NewsletterError, Problem, ProblemList
 from newsletter.load import check_issue, display_path, issue_paths, resolve_issue_path
 from newsletter.render import GMAIL_CLIP_BYTES, Renderer
@@ -26,12 +26,12 @@ class CheckReport(ProblemList):
 def check(folder: Path, targets: list[str] | None = None) -> CheckReport:
     """Check the config and the given issues (default: every file in issues/)."""
     report = CheckReport()
-    config, config_problems = check_config(folder)
+    config, config_problems = check_config(folder, lenient=True)
     report.problems.extend(config_problems)
-    report.checked.append("newsletter.yaml")
+    report.checked.append(CONFIG_NAME)
     if config is None:
         return report
-    paths = [resolve_issue_path(folder, t) for t in targets] if targets else issue_paths(folder)
+    paths = _issue_targets(folder, targets) if targets else issue_paths(folder)
     renderer = Renderer(folder, config)
     for path in paths:
         loaded = check_issue(path, config, folder)
@@ -56,3 +56,16 @@ def check(folder: Path, targets: list[str] | None = None) -> CheckReport:
     if not paths:
         report.problems.append(Problem(display_path(folder / "issues", folder), None, None, "no issue files found; create one with `newsletter new YYYY-MM`", "warning"))
     return report
+
+
+def _issue_targets(folder: Path, targets: list[str]) -> list[Path]:
+    """Issue files named on the command line: a folder means its *.yaml files; the config is checked anyway."""
+    config_path = (folder / CONFIG_NAME).resolve()
+    paths: list[Path] = []
+    for target in targets:
+        path = resolve_issue_path(folder, target)
+        if path.is_dir():
+            paths.extend(sorted(path.glob("*.yaml")))
+        elif path.resolve() != config_path:
+            paths.append(path)
+    return paths

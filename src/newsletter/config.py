@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from newsletter.addresses import is_valid_address
-from newsletter.errors import ConfigError, NewsletterError, Problem
+from newsletter.errors import ConfigError, NewsletterError, Problem, ValidationError
 from newsletter.model import Config, SMTPSettings
 from newsletter.fsutil import display_path
 from newsletter.yamlsource import YamlSource, read_yaml
@@ -84,19 +84,26 @@ def find_config(folder: Path) -> Path:
 
 
 def load_config(folder: Path, env: Mapping[str, str] | None = None) -> Config:
-    """Load the folder's config; raise ConfigError listing every problem."""
+    """Load the folder's config; raise ValidationError listing every problem (ConfigError if there is none)."""
     config, problems = check_config(folder, env)
     errors = [p for p in problems if p.is_error]
-    if errors or config is None:
+    if not find_config(folder).exists():
         raise ConfigError(
-            "\n".join(str(p) for p in errors) if errors else "configuration is invalid",
-            hint=f"fix {CONFIG_NAME} and run `newsletter check`",
+            f"no {CONFIG_NAME} in {folder.resolve()}",
+            hint=f"run newsletter from your newsletter folder (the one with {CONFIG_NAME} and issues/), or give --folder",
         )
+    if errors or config is None:
+        raise ValidationError(errors or [Problem(CONFIG_NAME, None, None, "configuration is invalid")])
     return config
 
 
-def check_config(folder: Path, env: Mapping[str, str] | None = None) -> tuple[Config | None, list[Problem]]:
-    """Parse and validate the config, collecting every problem instead of stopping at the first."""
+def check_config(folder: Path, env: Mapping[str, str] | None = None, *, lenient: bool = False) -> tuple[Config | None, list[Problem]]:
+    """Parse and validate the config, collecting every problem instead of stopping at the first.
+
+    ``lenient``: with errors, still return a stand-in config (placeholders where a
+    setting is bad) when the file could be read, so `check` can go on to check
+    the issues against its topics and research types.
+    """
     env = os.environ if env is None else env
     path = find_config(folder)
     display = display_path(path, folder)
@@ -161,8 +168,15 @@ def check_config(folder: Path, env: Mapping[str, str] | None = None) -> tuple[Co
     if not isinstance(concurrency, int) or concurrency < 1:
         problems.append(src.problem(("send", "concurrency"), "send.concurrency must be a whole number of connections, 1 or more"))
         concurrency = 1
-    if any(p.is_error for p in problems):
+    failed = any(p.is_error for p in problems)
+    if failed and not lenient:
         return None, problems
+    if failed:  # placeholders, never used to send: `check` only validates and renders with them
+        name = name or "Newsletter"
+        sender_email = sender_email if sender_email and is_valid_address(sender_email) else "sender@example.invalid"
+        postal, archive_url = postal or "(postal address)", archive_url or "https://example.invalid/"
+        reply_to = reply_to if reply_to and is_valid_address(reply_to) else None
+        unsub_email = unsub_email if unsub_email and is_valid_address(unsub_email) else "unsubscribe@example.invalid"
     assert name and sender_email and postal and archive_url
     return (
         Config(
@@ -204,10 +218,17 @@ def _smtp_settings(src: YamlSource, env: Mapping[str, str], problems: list[Probl
         raw = {}
     if "password" in raw:
         problems.append(src.problem(("smtp", "password"), "do not put the SMTP password in newsletter.yaml; set NEWSLETTER_SMTP_PASSWORD or answer the prompt", at_key=True))
+    def problem(key: str, variable: str, message: str) -> None:
+        """A bad value, located where it came from: the environment variable, or the file's line."""
+        if env.get(variable):
+            problems.append(Problem(f"environment variable {variable}", None, None, message))
+        else:
+            problems.append(src.problem(("smtp", key), message))
+
     host = env.get("NEWSLETTER_SMTP_HOST") or raw.get("host")
-    security = (env.get("NEWSLETTER_SMTP_SECURITY") or raw.get("security") or "starttls").lower()
+    security = str(env.get("NEWSLETTER_SMTP_SECURITY") or raw.get("security") or "starttls").lower()
     if security not in SECURITY_MODES:
-        problems.append(src.problem(("smtp", "security"), f"smtp security must be one of {', '.join(SECURITY_MODES)}, not '{security}'"))
+        problem("security", "NEWSLETTER_SMTP_SECURITY", f"smtp security must be one of {', '.join(SECURITY_MODES)}, not '{security}'")
         security = "starttls"
     default_port = {"none": 25, "starttls": 587, "ssl": 465}[security]
     port_text = env.get("NEWSLETTER_SMTP_PORT") or raw.get("port") or default_port
@@ -216,14 +237,20 @@ def _smtp_settings(src: YamlSource, env: Mapping[str, str], problems: list[Probl
         if not 0 < port < 65536:
             raise ValueError
     except (TypeError, ValueError):
-        problems.append(src.problem(("smtp", "port"), f"smtp port must be a number from 1 to 65535, not '{port_text}'"))
+        problem("port", "NEWSLETTER_SMTP_PORT", f"smtp port must be a number from 1 to 65535, not '{port_text}'")
         port = default_port
     username = env.get("NEWSLETTER_SMTP_USERNAME") or raw.get("username")
-    timeout = raw.get("timeout", 30)
+    try:
+        timeout = float(raw.get("timeout", 30))
+        if timeout <= 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        problems.append(src.problem(("smtp", "timeout"), f"smtp timeout must be a number of seconds above 0, not '{raw.get('timeout')}'"))
+        timeout = 30.0
     return SMTPSettings(
         host=str(host) if host else None,
         port=port,
         security=security,
         username=str(username) if username else None,
-        timeout=float(timeout),
+        timeout=timeout,
     )

@@ -261,7 +261,7 @@ def prepare(
     rate = options.rate if options.rate is not None else config.rate
     if rate is not None and rate <= 0:
         raise SendError(f"--rate must be a positive number of messages per second, not {rate:g}")
-    concurrency = options.concurrency or config.concurrency or 1
+    concurrency = options.concurrency if options.concurrency is not None else (config.concurrency or 1)
     if concurrency < 1:
         raise SendError("--concurrency must be 1 or more")
     secret, note = resolve_secret(env, sender_name=sender_name, relaxed=options.dry_run or bool(options.test), prompt=secret_prompt)

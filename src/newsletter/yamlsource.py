@@ -51,7 +51,14 @@ def _record(node: yaml.Node, key: Key, src: YamlSource) -> None:
     if isinstance(node, yaml.MappingNode):
         for k_node, v_node in node.value:
             name = k_node.value
-            src.key_positions[key + (name,)] = (k_node.start_mark.line + 1, k_node.start_mark.column + 1)
+            here = (k_node.start_mark.line + 1, k_node.start_mark.column + 1)
+            if key + (name,) in src.key_positions:
+                # YAML requires unique keys; PyYAML would silently keep the last value and lose the first
+                raise NewsletterError(
+                    f"'{name}' appears twice here (first on line {src.key_positions[key + (name,)][0]}); the second would silently replace the first",
+                    path=src.path, line=here[0], column=here[1], hint="merge the two or rename one",
+                )
+            src.key_positions[key + (name,)] = here
             _record(v_node, key + (name,), src)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
