@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -451,3 +452,28 @@ def test_yaml_round_trip_of_awkward_strings():
 ])
 def test_title_shape(line: str, shaped: bool):
     assert is_title_shaped(line.strip()) is shaped
+
+
+def test_import_with_archive_publishes_the_back_catalogue_on_the_site(tmp_path: Path, folder: Path):
+    """Past issues were sent before this tool: --archive freezes them, so plain `site` shows them as sent."""
+    page = write_page(tmp_path, "p.txt", "May 2018\n" + article_block("Alpha", 1) + "April 2018\n" + article_block("Beta", 2))
+    result = run(folder, "import", "--archive", str(page))
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^archived 2018-05 in \S*archive/2018-05/$", result.output, re.M)
+    assert re.search(r"^archived 2018-04 in \S*archive/2018-04/$", result.output, re.M)
+    assert not (folder / "archive" / "2026-11").exists()  # the folder's own unsent issues are left alone
+    site = run(folder, "site")
+    assert site.exit_code == 0, site.output
+    may = (folder / "site" / "2018-05" / "index.html").read_text(encoding="utf-8")
+    assert "Alpha" in may and SUMMARY.format(n=1).split(" (r")[0] in may and "Draft" not in may
+    again = run(folder, "import", "--archive", str(page))  # rerunning changes nothing
+    assert again.exit_code == 0 and re.search(r"2018-05 is already archived in \S*archive/2018-05/ and has not changed", again.output)
+
+
+def test_archive_takes_several_issues_and_reports_each(folder: Path):
+    result = run(folder, "archive", "2026-10", "2031-01", "2026-11")
+    assert result.exit_code == 1
+    assert re.search(r"^archived 2026-10 in \S*archive/2026-10/$", result.output, re.M)
+    assert re.search(r"^archived 2026-11 in \S*archive/2026-11/$", result.output, re.M)
+    assert "issues/2031-01.yaml: error: file not found" in result.output
+    assert "1 of 3 issue(s) not archived; fix them and run the same command again" in result.output

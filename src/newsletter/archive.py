@@ -132,6 +132,17 @@ def check_archived_issue(folder: Path, month: str, config: Config) -> LoadedIssu
     return check_issue(path, config, folder, month_from=(month, f"its archive folder {ARCHIVE_DIR}/{month}"))
 
 
+def archive_issues(folder: Path, issue_args: list[str], *, force: bool = False) -> list[tuple[str, ArchiveResult | NewsletterError]]:
+    """Archive several issues sent some other way (e.g. a back catalogue); one failing does not stop the rest."""
+    done: list[tuple[str, ArchiveResult | NewsletterError]] = []
+    for issue_arg in issue_args:
+        try:
+            done.append((issue_arg, archive_issue(folder, issue_arg, report=None, force=force)))
+        except NewsletterError as exc:
+            done.append((issue_arg, exc))
+    return done
+
+
 def archive_issue(folder: Path, issue_arg: str, *, report: dict[str, Any] | None, force: bool = False) -> ArchiveResult:
     """Freeze ``issue_arg`` (YYYY-MM or a path) into archive/YYYY-MM/; see the module docstring.
 

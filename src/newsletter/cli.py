@@ -120,15 +120,31 @@ def preview_command(issue: str, port: int, open_browser: bool, folder: Path) -> 
 
 
 @main.command("archive")
-@click.argument("issue")
+@click.argument("issues", nargs=-1, required=True)
 @click.option("--force", is_flag=True, help="Replace an archived issue that has changed, keeping the previous version beside it.")
 @folder_option
 @user_errors
-def archive_command(issue: str, force: bool, folder: Path) -> None:
-    """Freeze ISSUE (sent some other way) into archive/YYYY-MM/; archived issues are read-only."""
-    from newsletter.archive import archive_issue
+def archive_command(issues: tuple[str, ...], force: bool, folder: Path) -> None:
+    """Freeze ISSUES (sent some other way) into archive/YYYY-MM/; archived issues are read-only."""
+    from newsletter.archive import archive_issues
 
-    click.echo(archive_issue(folder, issue, report=None, force=force).message)
+    _echo_archived(archive_issues(folder, list(issues), force=force))
+
+
+def _echo_archived(done: list[tuple[str, Any]]) -> None:
+    """One line per issue; exit 1 if any could not be archived (the others still were)."""
+    for _issue, outcome in done:
+        if isinstance(outcome, ValidationError):
+            for problem in outcome.problems:
+                click.echo(str(problem), err=True)
+        elif isinstance(outcome, NewsletterError):
+            click.echo(f"error: {outcome}", err=True)
+        else:
+            click.echo(outcome.message)
+    failed = sum(1 for _issue, outcome in done if isinstance(outcome, NewsletterError))
+    if failed:
+        click.echo(f"{failed} of {len(done)} issue(s) not archived; fix them and run the same command again", err=True)
+        sys.exit(1)
 
 
 @main.command("site")
@@ -169,9 +185,10 @@ def senders_command(folder: Path) -> None:
 @click.option("--into", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where to write YYYY-MM.yaml [default: issues/ in the folder].")
 @click.option("--force", is_flag=True, help="Replace issue files that exist and differ.")
 @click.option("--dry-run", is_flag=True, help="Print what would be written; write nothing.")
+@click.option("--archive", "archive", is_flag=True, help="Also archive the imported months as sent before this tool, so `newsletter site` publishes them.")
 @folder_option
 @user_errors
-def import_command(pages: tuple[Path, ...], into: Path | None, force: bool, dry_run: bool, folder: Path) -> None:
+def import_command(pages: tuple[Path, ...], into: Path | None, force: bool, dry_run: bool, archive: bool, folder: Path) -> None:
     """Turn archive pages saved from the old website (plain text) into issue files, merging months across pages."""
     from newsletter.importer import import_pages
     from newsletter.load import ISSUES_DIR
@@ -179,6 +196,10 @@ def import_command(pages: tuple[Path, ...], into: Path | None, force: bool, dry_
     report = import_pages(list(pages), into or folder / ISSUES_DIR, force=force, dry_run=dry_run, folder=folder)
     for line, is_error in report.messages():
         click.echo(line, err=is_error)
+    if archive and not dry_run:
+        from newsletter.archive import archive_issues
+
+        _echo_archived(archive_issues(folder, [str(o.path) for o in report.outcomes if o.action != "refused"], force=force))
     if not report.ok:
         sys.exit(1)
 
