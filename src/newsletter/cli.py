@@ -143,7 +143,8 @@ def _echo_archived(done: list[tuple[str, Any]]) -> None:
             click.echo(outcome.message)
     failed = sum(1 for _issue, outcome in done if isinstance(outcome, NewsletterError))
     if failed:
-        click.echo(f"{failed} of {len(done)} issue(s) not archived; fix them and run the same command again", err=True)
+        if len(done) > 1:
+            click.echo(f"{failed} of {len(done)} issue(s) not archived; fix them and run the same command again", err=True)
         sys.exit(1)
 
 
