@@ -32,10 +32,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from newsletter.addresses import domain_of
+from newsletter.errors import TemplateError
 from newsletter.headers import mailbox_value, one_line
 from newsletter.message import build_message, list_unsubscribe, message_bytes
 from newsletter.model import Config, Issue
-from newsletter.errors import TemplateError
 from newsletter.render import USER_TEMPLATES_DIR, MergeFields, Personal, RenderedEmail, Renderer, wrap
 
 NEUTRAL_GREETING = "Dear reader,"

@@ -23,7 +23,7 @@ import csv
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import BinaryIO, Callable, Iterator, Protocol
 
 from newsletter.addresses import is_valid_address
 from newsletter.errors import NewsletterError, SubscriberError
@@ -121,11 +121,7 @@ def iter_subscribers(
         if on_problem:
             on_problem(text)
 
-    try:
-        raw = open(path, "rb")
-    except OSError as exc:
-        raise SubscriberError(f"cannot read the subscriber list: {exc.strerror}", path=shown, hint="check the path given to --to") from None
-    with raw:
+    with _open_list(path, shown) as raw:
         # Decoded line by line (not by an 8 KB TextIOWrapper) so a bad byte is reported on its own line.
         text = _decoded_lines(raw, shown)
         header, delimiter = _read_header(text, shown)
@@ -178,13 +174,17 @@ def iter_subscribers(
 def merge_columns(path: Path, display: str | None = None) -> tuple[str, ...]:
     """The columns templates can use as ``subscriber.<column>``: email, name and every other named column."""
     shown = display or str(path)
-    try:
-        with open(path, "rb") as raw:
-            header, _ = _read_header(_decoded_lines(raw, shown), shown)
-    except OSError as exc:
-        raise SubscriberError(f"cannot read the subscriber list: {exc.strerror}", path=shown, hint="check the path given to --to") from None
+    with _open_list(path, shown) as raw:
+        header, _ = _read_header(_decoded_lines(raw, shown), shown)
     skip = {_find_column(header, EMAIL_COLUMNS), _find_column(header, NAME_COLUMNS), _find_column(header, ("status",))}
     return ("email", "name", *(h for i, h in enumerate(header) if h and i not in skip))
+
+
+def _open_list(path: Path, shown: str) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise SubscriberError(f"cannot read the subscriber list: {exc.strerror}", path=shown, hint="check the path given to --to") from None
 
 
 def _read_header(text: Iterator[str], shown: str) -> tuple[list[str], str]:
