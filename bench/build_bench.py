@@ -63,7 +63,7 @@ def median_process_s(argv: list[str], runs: int, cwd: Path) -> float:
 _FIRST_CALL = """
 import sys, time
 from pathlib import Path
-from newsletter.build import render_issue
+from newsletter.mail.build import render_issue
 start = time.perf_counter()
 render_issue(Path(sys.argv[1]), sys.argv[2])
 print((time.perf_counter() - start) * 1000)
@@ -82,9 +82,9 @@ def first_call_ms(folder: Path, issue_arg: str, runs: int) -> float:
 
 def mjml_source(folder: Path, issue_arg: str) -> str:
     """The MJML the Renderer compiles for this issue (captured on its way to mjml-python)."""
-    from newsletter.config import load_config
-    from newsletter.load import load_issue, resolve_issue_path
-    from newsletter.render import Renderer
+    from newsletter.content.config import load_config
+    from newsletter.content.load import load_issue, resolve_issue_path
+    from newsletter.mail.render import Renderer
 
     captured: list[str] = []
 
@@ -137,10 +137,10 @@ def main() -> None:
     args = parser.parse_args()
     folder = args.folder.resolve()
 
-    from newsletter.build import render_issue
-    from newsletter.config import load_config
-    from newsletter.load import load_issue, resolve_issue_path
-    from newsletter.message import build_message, message_bytes
+    from newsletter.mail.build import render_issue
+    from newsletter.content.config import load_config
+    from newsletter.content.load import load_issue, resolve_issue_path
+    from newsletter.mail.message import build_message, message_bytes
 
     _loaded, rendered, eml = render_issue(folder, args.issue)
     print(f"issue {args.issue}: email.html {rendered.html_bytes / 1024:.1f} KB, email.txt {len(rendered.text.encode()) / 1024:.1f} KB, message.eml {len(eml) / 1024:.1f} KB")
@@ -148,7 +148,7 @@ def main() -> None:
     print()
 
     full = median_ms(lambda: render_issue(folder, args.issue), args.runs, args.warmup)
-    from newsletter.render import Renderer
+    from newsletter.mail.render import Renderer
 
     config = load_config(folder)
     issue = load_issue(resolve_issue_path(folder, args.issue), config, folder).issue

@@ -19,11 +19,11 @@ import time
 from email.headerregistry import Address
 from pathlib import Path
 
-from newsletter.config import load_config
-from newsletter.load import load_issue, resolve_issue_path
-from newsletter.message import build_message, message_bytes
-from newsletter.personalise import Personaliser, greeting_for
-from newsletter.render import Personal, Renderer
+from newsletter.content.config import load_config
+from newsletter.content.load import load_issue, resolve_issue_path
+from newsletter.mail.message import build_message, message_bytes
+from newsletter.mail.personalise import Personaliser, greeting_for
+from newsletter.mail.render import Personal, Renderer
 
 ROOT = Path(__file__).resolve().parent.parent
 

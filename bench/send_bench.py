@@ -7,7 +7,7 @@ In one run, against the same sink:
 1. the reference: Postfix's C load generator ``smtp-source -s 4 -d`` sending
    N messages of the same size as one personalised example issue over 4
    reused connections;
-2. ours: ``newsletter.send.prepare`` + ``execute`` (the same code as
+2. ours: ``newsletter.delivery.send.prepare`` + ``execute`` (the same code as
    ``newsletter send ISSUE --to list.csv --sender smtp --concurrency 4 --yes``)
    sending N personalised messages of the example issue: per recipient the
    personalised bytes, the durable send record (fsynced before each hand-over,
@@ -108,7 +108,7 @@ def smtp_env(port: int) -> dict[str, str]:
 def run_ours(port: int, messages: int, concurrency: int) -> dict[str, float]:
     """newsletter's own send path, in process; returns rates and the size of one message."""
     sys.path.insert(0, str(ROOT / "src"))
-    from newsletter.send import SendOptions, execute, prepare
+    from newsletter.delivery.send import SendOptions, execute, prepare
 
     folder = make_folder(messages)
     options = SendOptions(issue=ISSUE, to=folder / "subscribers.csv", sender="smtp", concurrency=concurrency)
@@ -144,9 +144,9 @@ def run_smtp_source(port: int, messages: int, size: int, sessions: int) -> dict[
 def mailmerge_files(port: int, messages: int) -> Path:
     """mailmerge's template (the rendered issue, text + HTML, greeting per row), database and config."""
     sys.path.insert(0, str(ROOT / "src"))
-    from newsletter.config import load_config
-    from newsletter.load import load_issue, resolve_issue_path
-    from newsletter.render import Personal, Renderer, default_subject
+    from newsletter.content.config import load_config
+    from newsletter.content.load import load_issue, resolve_issue_path
+    from newsletter.mail.render import Personal, Renderer, default_subject
 
     folder = make_folder(0)
     config = load_config(folder, env={})

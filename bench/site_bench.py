@@ -34,7 +34,7 @@ WORK = ROOT / "bench" / ".work"
 TARGET_SECONDS = 2.0
 sys.path.insert(0, str(ROOT / "src"))
 
-from newsletter.config import DEFAULT_RESEARCH_TYPES, DEFAULT_TOPICS  # noqa: E402
+from newsletter.content.config import DEFAULT_RESEARCH_TYPES, DEFAULT_TOPICS  # noqa: E402
 
 WORDS = (
     "therapy therapist client clients alliance rupture repair outcome outcomes session sessions treatment "

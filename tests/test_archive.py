@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from newsletter.archive import archive_issue, archived_state, check_archived_issue
-from newsletter.build import render_issue
+from newsletter.publish.archive import archive_issue, archived_state, check_archived_issue
+from newsletter.mail.build import render_issue
 from newsletter.cli import main
-from newsletter.config import load_config
-from newsletter.ledger import Ledger, ledger_path, write_new
-from newsletter.subscribers import Subscriber
+from newsletter.content.config import load_config
+from newsletter.delivery.ledger import Ledger, ledger_path, write_new
+from newsletter.audience.subscribers import Subscriber
 
 REPORT = {
     "month": "2026-10",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.citation import looks_like_citation, parse_authors, parse_citation
-from newsletter.load import DOI_RE
+from newsletter.content.citation import looks_like_citation, parse_authors, parse_citation
+from newsletter.content.load import DOI_RE
 
 
 def fields(text: str) -> dict:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from newsletter.build import render_issue
-from newsletter.config import load_config
+from newsletter.mail.build import render_issue
+from newsletter.content.config import load_config
 
 pytestmark = pytest.mark.browser
 

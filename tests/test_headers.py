@@ -10,10 +10,10 @@ from email.header import decode_header, make_header
 
 import pytest
 
-from newsletter.headers import encoded_words, mailbox_value, one_line, unstructured_value
-from newsletter.message import build_message, message_bytes
-from newsletter.model import Config
-from newsletter.render import RenderedEmail
+from newsletter.mail.headers import encoded_words, mailbox_value, one_line, unstructured_value
+from newsletter.mail.message import build_message, message_bytes
+from newsletter.content.model import Config
+from newsletter.mail.render import RenderedEmail
 
 NAMES = [
     "Ada Lovelace",

@@ -14,9 +14,9 @@ import yaml
 from click.testing import CliRunner
 
 from newsletter.cli import main
-from newsletter.config import load_config
-from newsletter.importer import MergedMonth, PageArticle, is_title_shaped, render_issue_file
-from newsletter.load import load_issue
+from newsletter.content.config import load_config
+from newsletter.content.importer import MergedMonth, PageArticle, is_title_shaped, render_issue_file
+from newsletter.content.load import load_issue
 
 PAGES_DIR = Path(__file__).resolve().parents[2] / "shared" / "pprnet-pages"
 BOILERPLATE = """Blog

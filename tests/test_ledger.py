@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import NewsletterError
-from newsletter.ledger import Ledger, RunLock, write_new
-from newsletter.subscribers import Subscriber
+from newsletter.delivery.ledger import Ledger, RunLock, write_new
+from newsletter.audience.subscribers import Subscriber
 
 
 def subs(*addresses: str) -> list[Subscriber]:
@@ -45,7 +45,7 @@ def test_rows_left_sending_become_uncertain_on_reopen(tmp_path: Path) -> None:
     write_new(path, subs("a@x.org", "b@x.org", "c@x.org"), {})
     # a process that marks a row sending and dies without closing anything
     code = (
-        "import os, sys; from pathlib import Path; from newsletter.ledger import Ledger\n"
+        "import os, sys; from pathlib import Path; from newsletter.delivery.ledger import Ledger\n"
         f"l = Ledger(Path({str(path)!r}))\n"
         "rows = list(l.rows())\n"
         "l.mark_sending(rows[0].id, '<m1@x>'); l.mark_result(rows[0].id, 'sent', '250 ok')\n"
@@ -101,7 +101,7 @@ def test_run_lock_excludes_a_second_run(tmp_path: Path) -> None:
 def crashed_run(path: Path, *, handed: int) -> None:
     """A process that claims three rows, hands over ``handed`` of them and is killed."""
     code = (
-        "import os; from pathlib import Path; from newsletter.ledger import Ledger\n"
+        "import os; from pathlib import Path; from newsletter.delivery.ledger import Ledger\n"
         f"l = Ledger(Path({str(path)!r})); l.start_run()\n"
         "rows = list(l.rows())\n"
         "l.claim([(r.id, f'<{r.id}@x>') for r in rows])\n"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import load_config
+from newsletter.content.config import load_config
 from newsletter.errors import ValidationError
-from newsletter.load import check_issue, did_you_mean, load_issue, resolve_issue_path
+from newsletter.content.load import check_issue, did_you_mean, load_issue, resolve_issue_path
 
 GOOD = """\
 month: 2021-07

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import load_config
+from newsletter.content.config import load_config
 from newsletter.errors import TemplateError
-from newsletter.ledger import Ledger, ledger_path
-from newsletter.load import load_issue, resolve_issue_path
-from newsletter.personalise import Personaliser
-from newsletter.render import MergeFields, Personal, Renderer
-from newsletter.send import SendOptions, execute, prepare
+from newsletter.delivery.ledger import Ledger, ledger_path
+from newsletter.content.load import load_issue, resolve_issue_path
+from newsletter.mail.personalise import Personaliser
+from newsletter.mail.render import MergeFields, Personal, Renderer
+from newsletter.delivery.send import SendOptions, execute, prepare
 from send_support import Receiver, Server
 
 PACKAGED = Path(__file__).resolve().parent.parent / "src" / "newsletter" / "templates"

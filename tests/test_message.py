@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build import render_issue
-from newsletter.config import load_config
-from newsletter.message import build_message, message_bytes
+from newsletter.mail.build import render_issue
+from newsletter.content.config import load_config
+from newsletter.mail.message import build_message, message_bytes
 
 DATA = Path(__file__).parent / "data" / "golden"
 

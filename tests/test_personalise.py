@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import load_config
-from newsletter.load import load_issue, resolve_issue_path
+from newsletter.content.config import load_config
+from newsletter.content.load import load_issue, resolve_issue_path
 from email.headerregistry import Address
 
-from newsletter.headers import one_line
-from newsletter.message import build_message, message_bytes
-from newsletter.personalise import Personaliser, greeting_for, qp_encode, unsubscribe_token, verify_token
-from newsletter.render import Personal, Renderer
+from newsletter.mail.headers import one_line
+from newsletter.mail.message import build_message, message_bytes
+from newsletter.mail.personalise import Personaliser, greeting_for, qp_encode, unsubscribe_token, verify_token
+from newsletter.mail.render import Personal, Renderer
 
 NAMES = [
     "Ada Lovelace",

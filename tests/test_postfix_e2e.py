@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import load_config
-from newsletter.send import SendOptions, execute, prepare
+from newsletter.content.config import load_config
+from newsletter.delivery.send import SendOptions, execute, prepare
 from newsletter.senders import load_sender
 from smtp_fault_server import free_port
 

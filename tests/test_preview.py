@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from newsletter.preview import PreviewServer, preview_page
+from newsletter.mail.preview import PreviewServer, preview_page
 from process_support import restore_ctrl_c
 
 SUBJECT = "Practice Research Notes — October 2026: the alliance, empathy and therapist self-doubt"
@@ -188,8 +188,8 @@ def test_check_warnings_are_listed_beside_the_email(folder: Path) -> None:
 
 
 def test_size_near_and_over_gmails_clip_is_flagged() -> None:
-    from newsletter.preview import Snapshot, render_page
-    from newsletter.render import RenderedEmail
+    from newsletter.mail.preview import Snapshot, render_page
+    from newsletter.mail.render import RenderedEmail
 
     def page_for(kilobytes: int) -> str:
         html = "<p>" + "x" * (kilobytes * 1024) + "</p>"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import load_config
+from newsletter.content.config import load_config
 from newsletter.errors import TemplateError
-from newsletter.load import load_issue
-from newsletter.render import Personal, Renderer, wrap
+from newsletter.content.load import load_issue
+from newsletter.mail.render import Personal, Renderer, wrap
 
 DATA = Path(__file__).parent / "data" / "golden"
 GOLDEN = Path(__file__).parent / "golden"
@@ -85,7 +85,7 @@ def test_phone_media_rules_keep_important(golden_folder: Path) -> None:
 def test_caching_inliner_writes_what_premailer_writes(folder: Path) -> None:
     import premailer
 
-    from newsletter.render import PREMAILER_OPTIONS, CachingPremailer
+    from newsletter.mail.render import PREMAILER_OPTIONS, CachingPremailer
 
     config = load_config(folder)
     renderer = Renderer(folder, config)
@@ -149,8 +149,8 @@ def test_wrap_keeps_urls_whole() -> None:
 
 
 def test_citation_link_inside_text_becomes_a_link() -> None:
-    from newsletter.model import Citation
-    from newsletter.render import cite_html
+    from newsletter.content.model import Citation
+    from newsletter.mail.render import cite_html
 
     inside = Citation(text="A & B (2021). <T>. J, 1. https://doi.org/10.1/x", doi="10.1/x")
     assert str(cite_html(inside)) == 'A &amp; B (2021). &lt;T&gt;. J, 1. <a href="https://doi.org/10.1/x">https://doi.org/10.1/x</a>'

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
-from newsletter.ledger import Ledger, ledger_path
-from newsletter.personalise import verify_token
-from newsletter.send import RateLimiter, SendOptions, execute, prepare
+from newsletter.delivery.ledger import Ledger, ledger_path
+from newsletter.mail.personalise import verify_token
+from newsletter.delivery.send import RateLimiter, SendOptions, execute, prepare
 from send_support import Receiver, Server, people, write_list
 
 MONTH = "2026-11"

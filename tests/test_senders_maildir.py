@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build import render_issue
-from newsletter.config import load_config
+from newsletter.mail.build import render_issue
+from newsletter.content.config import load_config
 from newsletter.errors import SendError
 from newsletter.senders import load_sender
 from newsletter.senders.base import Connection, PermanentFailure, Sender

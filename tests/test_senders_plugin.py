@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
-from newsletter.config import load_config
+from newsletter.content.config import load_config
 from newsletter.errors import NewsletterError
 from newsletter.senders import available_senders, describe_senders, load_sender
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build import render_issue
-from newsletter.config import load_config
+from newsletter.mail.build import render_issue
+from newsletter.content.config import load_config
 from newsletter.errors import ConfigError, SendError
 from newsletter.senders import load_sender
 from newsletter.senders.base import Connection, PermanentFailure, Sender, TemporaryFailure, UncertainDelivery
@@ -350,7 +350,7 @@ def test_password_is_asked_on_a_terminal_without_echo(folder):
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update(smtp_env(controller.port, NEWSLETTER_SMTP_USERNAME="user"))
     script = (
-        "import sys\nfrom pathlib import Path\nfrom newsletter.config import load_config\nfrom newsletter.senders import load_sender\n"
+        "import sys\nfrom pathlib import Path\nfrom newsletter.content.config import load_config\nfrom newsletter.senders import load_sender\n"
         f"folder = Path({str(folder)!r})\nenv = {env!r}\n"
         "sender = load_sender('smtp', load_config(folder, env=env), folder, env)\n"
         "with sender.connect() as connection:\n"

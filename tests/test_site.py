@@ -13,10 +13,10 @@ from xml.etree import ElementTree as ET
 import pytest
 from click.testing import CliRunner
 
-from newsletter.archive import archive_issue, check_archived_issue
+from newsletter.publish.archive import archive_issue, check_archived_issue
 from newsletter.cli import main
-from newsletter.config import load_config
-from newsletter.model import slugify
+from newsletter.content.config import load_config
+from newsletter.content.model import slugify
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

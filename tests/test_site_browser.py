@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.archive import archive_issue
-from newsletter.site import build_site
+from newsletter.publish.archive import archive_issue
+from newsletter.publish.site import build_site
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import NewsletterError, SubscriberError
-from newsletter.subscribers import HashSeen, ReadStats, iter_subscribers, load_suppressed, suppress
+from newsletter.audience.subscribers import HashSeen, ReadStats, iter_subscribers, load_suppressed, suppress
 
 
 def read(path: Path, **kwargs) -> tuple[list, ReadStats]:

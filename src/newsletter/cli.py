@@ -61,7 +61,7 @@ def main() -> None:
 @user_errors
 def check_command(paths: tuple[str, ...], folder: Path) -> None:
     """Validate newsletter.yaml and issue files (default: all), reporting every problem."""
-    from newsletter.check import check
+    from newsletter.mail.check import check
 
     report = check(folder, list(paths) or None)
     for problem in report.problems:
@@ -80,7 +80,7 @@ def check_command(paths: tuple[str, ...], folder: Path) -> None:
 @user_errors
 def new_command(month: str, folder: Path) -> None:
     """Create issues/YYYY-MM.yaml from a commented template (never overwrites)."""
-    from newsletter.scaffold import new_issue
+    from newsletter.content.scaffold import new_issue
 
     path = new_issue(folder, month)
     click.echo(f"created {path}; edit it, then run `newsletter preview {month}`")
@@ -93,13 +93,13 @@ def new_command(month: str, folder: Path) -> None:
 @user_errors
 def build_command(issue: str, out: Path | None, folder: Path) -> None:
     """Write DIR/YYYY-MM/email.html, email.txt and message.eml for ISSUE (YYYY-MM or a path)."""
-    from newsletter.build import build
+    from newsletter.mail.build import build
 
     result = build(folder, issue, out)
     for warning in result.warnings:
         click.echo(str(warning), err=True)
     click.echo(f"built {result.directory}/ (email.html {result.rendered.html_bytes / 1024:.1f} KB, email.txt, message.eml)")
-    from newsletter.archive import archived_warning
+    from newsletter.publish.archive import archived_warning
 
     warning = archived_warning(folder, result.rendered.month)
     if warning:
@@ -114,7 +114,7 @@ def build_command(issue: str, out: Path | None, folder: Path) -> None:
 @user_errors
 def preview_command(issue: str, port: int, open_browser: bool, folder: Path) -> None:
     """Serve a live preview of ISSUE on 127.0.0.1 that reloads when you save."""
-    from newsletter.preview import serve
+    from newsletter.mail.preview import serve
 
     serve(folder, issue, port=port, open_browser=open_browser, announce=click.echo)
 
@@ -126,7 +126,7 @@ def preview_command(issue: str, port: int, open_browser: bool, folder: Path) -> 
 @user_errors
 def archive_command(issues: tuple[str, ...], force: bool, folder: Path) -> None:
     """Freeze ISSUES (sent some other way) into archive/YYYY-MM/; archived issues are read-only."""
-    from newsletter.archive import archive_issues
+    from newsletter.publish.archive import archive_issues
 
     _echo_archived(archive_issues(folder, list(issues), force=force))
 
@@ -155,7 +155,7 @@ def _echo_archived(done: list[tuple[str, Any]]) -> None:
 @user_errors
 def site_command(out: Path | None, include_drafts: bool, folder: Path) -> None:
     """Write the static web archive (by month, topic and research type, with Atom feeds) from archive/."""
-    from newsletter.site import build_site
+    from newsletter.publish.site import build_site
 
     result = build_site(folder, out, include_drafts=include_drafts)
     for warning in result.warnings:
@@ -191,14 +191,14 @@ def senders_command(folder: Path) -> None:
 @user_errors
 def import_command(pages: tuple[Path, ...], into: Path | None, force: bool, dry_run: bool, archive: bool, folder: Path) -> None:
     """Turn archive pages saved from the old website (plain text) into issue files, merging months across pages."""
-    from newsletter.importer import import_pages
-    from newsletter.load import ISSUES_DIR
+    from newsletter.content.importer import import_pages
+    from newsletter.content.load import ISSUES_DIR
 
     report = import_pages(list(pages), into or folder / ISSUES_DIR, force=force, dry_run=dry_run, folder=folder)
     for line, is_error in report.messages():
         click.echo(line, err=is_error)
     if archive and not dry_run:
-        from newsletter.archive import archive_issues
+        from newsletter.publish.archive import archive_issues
 
         _echo_archived(archive_issues(folder, [str(o.path) for o in report.outcomes if o.action != "refused"], force=force))
     if not report.ok:
@@ -210,7 +210,7 @@ def import_command(pages: tuple[Path, ...], into: Path | None, force: bool, dry_
 @user_errors
 def list_command(folder: Path) -> None:
     """Show every issue (issues/ and archive/) with its state: draft, checked, sending, sent, archived."""
-    from newsletter.status import list_issues
+    from newsletter.delivery.status import list_issues
 
     statuses = list_issues(folder)
     if not statuses:
@@ -236,7 +236,7 @@ def list_command(folder: Path) -> None:
 def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool, test: tuple[str, ...], rate: float | None,
                  concurrency: int | None, yes: bool, force: bool, resend_uncertain: bool, retry_delay: float | None, folder: Path) -> None:
     """Send ISSUE to every subscriber in --to once; run it again to resume after any interruption."""
-    from newsletter.send import RETRY_DELAY, SendOptions, execute, prepare
+    from newsletter.delivery.send import RETRY_DELAY, SendOptions, execute, prepare
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     options = SendOptions(issue=issue, to=to, sender=sender, dry_run=dry_run, test=test, rate=rate, concurrency=concurrency,
@@ -297,7 +297,7 @@ def _stop_on_sigterm() -> None:
 @user_errors
 def status_command(issue: str, folder: Path) -> None:
     """Print the send record of ISSUE: sent, failed (with the reply), deferred, not yet tried, uncertain."""
-    from newsletter.send import status
+    from newsletter.delivery.send import status
 
     counts, rows, meta = status(folder, issue)
     total = sum(counts.values())
@@ -320,7 +320,7 @@ def status_command(issue: str, folder: Path) -> None:
 @user_errors
 def suppress_command(addresses: tuple[str, ...], folder: Path) -> None:
     """Add ADDRESSES to suppressed.txt: they are never sent to again."""
-    from newsletter.subscribers import suppress
+    from newsletter.audience.subscribers import suppress
 
     added, already = suppress(folder, list(addresses))
     for address in added:

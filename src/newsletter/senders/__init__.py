@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Mapping
 
 from newsletter.errors import NewsletterError
-from newsletter.model import Config
+from newsletter.content.model import Config
 from newsletter.senders.base import Sender
 
 ENTRY_POINT_GROUP = "newsletter.senders"

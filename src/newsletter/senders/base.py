@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Mapping, Protocol, runtime_checkable
 
-from newsletter.model import Config
+from newsletter.content.model import Config
 
 
 class DeliveryError(Exception):

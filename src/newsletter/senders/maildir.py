@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import ClassVar, Mapping
 
 from newsletter.errors import SendError
-from newsletter.model import Config
+from newsletter.content.model import Config
 from newsletter.senders.smtp import check_envelope_address
 
 OUTBOX_DIR = "outbox"

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Callable, ClassVar, Mapping
 
 from newsletter.errors import ConfigError, SendError
-from newsletter.model import Config, SMTPSettings
+from newsletter.content.model import Config, SMTPSettings
 from newsletter.senders.base import DeliveryError, PermanentFailure, TemporaryFailure, UncertainDelivery
 
 PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from newsletter.model import Citation
+from newsletter.content.model import Citation
 
 # --- authors -----------------------------------------------------------------
 

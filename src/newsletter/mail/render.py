@@ -23,7 +23,7 @@ import mjml
 import premailer
 
 from newsletter.errors import TemplateError
-from newsletter.model import Config, Issue
+from newsletter.content.model import Config, Issue
 
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
@@ -216,7 +216,7 @@ def _autoescape(name: str | None) -> bool:
 def template_files(folder: Path) -> list[Path]:
     """Every template file that can affect rendering (for the preview's change watcher)."""
     user = folder / USER_TEMPLATES_DIR
-    packaged = Path(__file__).parent / "templates"
+    packaged = Path(__file__).resolve().parent.parent / "templates"
     return [p for d in (user, packaged) if d.is_dir() for p in sorted(d.iterdir()) if p.is_file()]
 
 

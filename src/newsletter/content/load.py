@@ -15,8 +15,8 @@ from typing import Any
 
 from newsletter.errors import NewsletterError, Problem, ProblemList, ValidationError
 from newsletter.fsutil import display_path
-from newsletter.model import MONTH_RE, Article, Citation, Config, Issue, drafted_intro
-from newsletter.yamlsource import YamlSource, read_yaml
+from newsletter.content.model import MONTH_RE, Article, Citation, Config, Issue, drafted_intro
+from newsletter.content.yamlsource import YamlSource, read_yaml
 
 ISSUES_DIR = "issues"
 DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")

@@ -31,12 +31,12 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-from newsletter.addresses import domain_of
+from newsletter.content.addresses import domain_of
 from newsletter.errors import TemplateError
-from newsletter.headers import mailbox_value, one_line
-from newsletter.message import build_message, list_unsubscribe, message_bytes
-from newsletter.model import Config, Issue
-from newsletter.render import USER_TEMPLATES_DIR, MergeFields, Personal, RenderedEmail, Renderer, wrap
+from newsletter.mail.headers import mailbox_value, one_line
+from newsletter.mail.message import build_message, list_unsubscribe, message_bytes
+from newsletter.content.model import Config, Issue
+from newsletter.mail.render import USER_TEMPLATES_DIR, MergeFields, Personal, RenderedEmail, Renderer, wrap
 
 NEUTRAL_GREETING = "Dear reader,"
 CRLF = "\r\n"

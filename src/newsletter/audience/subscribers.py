@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Protocol
 
-from newsletter.addresses import is_valid_address
+from newsletter.content.addresses import is_valid_address
 from newsletter.errors import NewsletterError, SubscriberError
 from newsletter.fsutil import atomic_write
-from newsletter.headers import one_line
+from newsletter.mail.headers import one_line
 
 SUPPRESSION_FILE = "suppressed.txt"
 # Values of a status column that mean "do not send"; compared case-insensitively.

@@ -30,18 +30,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from newsletter.addresses import is_valid_address
-from newsletter.config import load_config
+from newsletter.content.addresses import is_valid_address
+from newsletter.content.config import load_config
 from newsletter.errors import NewsletterError, SendError, ValidationError
-from newsletter.ledger import Ledger, Row, RunLock, ledger_path, now, write_new
-from newsletter.load import display_path, load_issue, resolve_issue_path
-from newsletter.headers import one_line
-from newsletter.model import Config
-from newsletter.personalise import Personaliser, random_secret
-from newsletter.render import Renderer
+from newsletter.delivery.ledger import Ledger, Row, RunLock, ledger_path, now, write_new
+from newsletter.content.load import display_path, load_issue, resolve_issue_path
+from newsletter.mail.headers import one_line
+from newsletter.content.model import Config
+from newsletter.mail.personalise import Personaliser, random_secret
+from newsletter.mail.render import Renderer
 from newsletter.senders import load_sender
 from newsletter.senders.base import Connection, PermanentFailure, Sender, TemporaryFailure, UncertainDelivery
-from newsletter.subscribers import ReadStats, iter_subscribers, load_suppressed, merge_columns
+from newsletter.audience.subscribers import ReadStats, iter_subscribers, load_suppressed, merge_columns
 
 SECRET_ENV = "NEWSLETTER_SECRET"
 MAX_ATTEMPTS = 5
@@ -241,7 +241,7 @@ def prepare(
 ) -> Plan:
     """Check everything that can be checked before sending, and count the recipients."""
     env = os.environ if env is None else env
-    from newsletter.check import check
+    from newsletter.mail.check import check
 
     report = check(folder, [options.issue])
     if not report.ok:
@@ -662,7 +662,7 @@ def _reread(plan: Plan) -> Iterator[Any]:
 def _archive(plan: Plan, report: SendReport) -> str:
     """Freeze the sent issue (archive.py); a missing or failing archive never undoes the send."""
     try:
-        from newsletter import archive
+        from newsletter.publish import archive
     except ImportError:
         archive = None  # type: ignore[assignment]
     archive_issue = getattr(archive, "archive_issue", None)

@@ -31,11 +31,11 @@ from typing import Any
 
 import yaml
 
-from newsletter.citation import looks_like_citation, parse_citation
+from newsletter.content.citation import looks_like_citation, parse_citation
 from newsletter.errors import NewsletterError
 from newsletter.fsutil import atomic_write
-from newsletter.load import display_path
-from newsletter.model import MONTH_NAMES
+from newsletter.content.load import display_path
+from newsletter.content.model import MONTH_NAMES
 
 MONTH_HEADING_RE = re.compile(rf"^({'|'.join(MONTH_NAMES)})\s+(\d{{4}})$")
 IMPLICATIONS_HEADING_RE = re.compile(r"^Practice\s+Implications?\s*:?$", re.IGNORECASE)

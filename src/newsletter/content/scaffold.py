@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from newsletter.errors import NewsletterError
-from newsletter.load import ISSUES_DIR, display_path
-from newsletter.model import MONTH_RE
+from newsletter.content.load import ISSUES_DIR, display_path
+from newsletter.content.model import MONTH_RE
 
 TEMPLATE = """\
 # The {month_name} issue.  Check it with `newsletter check {month}`,
@@ -42,7 +42,7 @@ def new_issue(folder: Path, month: str) -> Path:
     """Create ``issues/YYYY-MM.yaml``; refuse to overwrite an existing file."""
     if not MONTH_RE.match(month):
         raise NewsletterError(f"'{month}' is not a month; write it as YYYY-MM, e.g. 2021-07")
-    from newsletter.model import MONTH_NAMES
+    from newsletter.content.model import MONTH_NAMES
 
     path = folder / ISSUES_DIR / f"{month}.yaml"
     text = TEMPLATE.format(month=month, year=month[:4], month_name=f"{MONTH_NAMES[int(month[5:]) - 1]} {month[:4]}")

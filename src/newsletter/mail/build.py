@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsletter.config import load_config
+from newsletter.content.config import load_config
 from newsletter.fsutil import atomic_write
-from newsletter.load import LoadedIssue, load_issue, resolve_issue_path
-from newsletter.message import build_message, message_bytes
-from newsletter.model import Config
-from newsletter.render import GMAIL_CLIP_BYTES, RenderedEmail, Renderer
+from newsletter.content.load import LoadedIssue, load_issue, resolve_issue_path
+from newsletter.mail.message import build_message, message_bytes
+from newsletter.content.model import Config
+from newsletter.mail.render import GMAIL_CLIP_BYTES, RenderedEmail, Renderer
 from newsletter.errors import ValidationError, Problem
 
 DEFAULT_BUILD_DIR = "build"

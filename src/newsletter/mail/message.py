@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 
-from newsletter.addresses import domain_of
-from newsletter.headers import mailbox_value, one_line, unstructured_value
-from newsletter.model import Config, slugify
-from newsletter.render import RenderedEmail
+from newsletter.content.addresses import domain_of
+from newsletter.mail.headers import mailbox_value, one_line, unstructured_value
+from newsletter.content.model import Config, slugify
+from newsletter.mail.render import RenderedEmail
 
 # SMTP policy: CRLF line endings, 78 columns.  Header values are stored encoded and folded by
 # headers.py and never refolded: re-parsing would put spaces between a name's encoded-words.

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.atomicdir import fsync_tree, replace_directory, temp_dir_beside
-from newsletter.config import load_config
+from newsletter.content.config import load_config
 from newsletter.errors import NewsletterError
-from newsletter.load import LoadedIssue, check_issue, display_path, resolve_issue_path
-from newsletter.model import MONTH_RE, Config
+from newsletter.content.load import LoadedIssue, check_issue, display_path, resolve_issue_path
+from newsletter.content.model import MONTH_RE, Config
 
 ARCHIVE_DIR = "archive"
 SENDS_DIR = "sends"
@@ -150,7 +150,7 @@ def archive_issue(folder: Path, issue_arg: str, *, report: dict[str, Any] | None
     sent some other way.  Raises ArchiveError if the archived issue differs and
     ``force`` is not set.
     """
-    from newsletter.build import render_issue  # imports the email toolchain; list and site do not need it
+    from newsletter.mail.build import render_issue  # imports the email toolchain; list and site do not need it
 
     config = load_config(folder)
     issue_path = resolve_issue_path(folder, issue_arg)

@@ -24,13 +24,13 @@ from xml.etree import ElementTree as ET
 import jinja2
 from markupsafe import Markup, escape
 
-from newsletter.archive import archived_months, archived_state, check_archived_issue
+from newsletter.publish.archive import archived_months, archived_state, check_archived_issue
 from newsletter.atomicdir import replace_directory, temp_dir_beside
-from newsletter.config import load_config
+from newsletter.content.config import load_config
 from newsletter.errors import NewsletterError, Problem, TemplateError, ValidationError
-from newsletter.load import check_issue, display_path, issue_paths
-from newsletter.model import Article, Config, Issue, slugify
-from newsletter.render import _template_frame, make_environment, cite_html
+from newsletter.content.load import check_issue, display_path, issue_paths
+from newsletter.content.model import Article, Config, Issue, slugify
+from newsletter.mail.render import _template_frame, make_environment, cite_html
 
 DEFAULT_SITE_DIR = "site"
 MARKER = ".newsletter-site"

@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from newsletter.addresses import is_valid_address
+from newsletter.content.addresses import is_valid_address
 from newsletter.errors import ConfigError, NewsletterError, Problem, ValidationError
-from newsletter.model import Config, SMTPSettings
+from newsletter.content.model import Config, SMTPSettings
 from newsletter.fsutil import display_path
-from newsletter.yamlsource import YamlSource, read_yaml
+from newsletter.content.yamlsource import YamlSource, read_yaml
 
 CONFIG_NAME = "newsletter.yaml"
 

@@ -41,7 +41,7 @@ from typing import Iterable, Iterator
 
 from newsletter.errors import NewsletterError
 from newsletter.fsutil import fsync_dir
-from newsletter.subscribers import Subscriber
+from newsletter.audience.subscribers import Subscriber
 
 SENDS_DIR = "sends"
 STATES = ("pending", "sending", "sent", "failed", "deferred", "uncertain")

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
-from newsletter.config import find_config
+from newsletter.content.config import find_config
 from newsletter.errors import NewsletterError
-from newsletter.load import display_path, resolve_issue_path
-from newsletter.model import MONTH_RE
-from newsletter.render import GMAIL_CLIP_BYTES, RenderedEmail, template_files
+from newsletter.content.load import display_path, resolve_issue_path
+from newsletter.content.model import MONTH_RE
+from newsletter.mail.render import GMAIL_CLIP_BYTES, RenderedEmail, template_files
 
 HOST = "127.0.0.1"
 DESKTOP_WIDTH = 800
@@ -87,10 +87,10 @@ class Preview:
 
     def _build(self, version: str) -> Snapshot:
         # Imported here so that `newsletter preview --help` stays quick.
-        from newsletter.check import check
-        from newsletter.config import load_config
-        from newsletter.load import load_issue
-        from newsletter.render import Renderer
+        from newsletter.mail.check import check
+        from newsletter.content.config import load_config
+        from newsletter.content.load import load_issue
+        from newsletter.mail.render import Renderer
 
         display = display_path(self.issue_path, self.folder)
         try:

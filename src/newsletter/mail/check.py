@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletter.config import CONFIG_NAME, check_config
+from newsletter.content.config import CONFIG_NAME, check_config
 from newsletter.errors import NewsletterError, Problem, ProblemList
-from newsletter.load import check_issue, display_path, issue_paths, resolve_issue_path
-from newsletter.render import GMAIL_CLIP_BYTES, Renderer
+from newsletter.content.load import check_issue, display_path, issue_paths, resolve_issue_path
+from newsletter.mail.render import GMAIL_CLIP_BYTES, Renderer
 
 
 @dataclass

@@ -15,9 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from newsletter.archive import RECORD_FILE, SENT_ELSEWHERE, archived_months, archived_state, read_send_record, send_record_path
-from newsletter.config import check_config
-from newsletter.load import check_issue, display_path, issue_paths
+from newsletter.publish.archive import RECORD_FILE, SENT_ELSEWHERE, archived_months, archived_state, read_send_record, send_record_path
+from newsletter.content.config import check_config
+from newsletter.content.load import check_issue, display_path, issue_paths
 
 @dataclass(frozen=True)
 class SendSummary:
