@@ -20,10 +20,7 @@ LF can never start a header line.
 
 from __future__ import annotations
 
-import base64
 import email.utils
-import hashlib
-import hmac
 import re
 import secrets
 import time
@@ -36,6 +33,7 @@ from newsletter.errors import TemplateError
 from newsletter.mail.headers import mailbox_value, one_line
 from newsletter.mail.message import build_message, list_unsubscribe, message_bytes
 from newsletter.content.model import Config, Issue
+from newsletter.mail.tokens import UNSUBSCRIBE, seal
 from newsletter.mail.render import USER_TEMPLATES_DIR, MergeFields, Personal, RenderedEmail, Renderer, wrap
 
 NEUTRAL_GREETING = "Dear reader,"
@@ -46,28 +44,16 @@ _PLACEHOLDER_URL = "https://placeholder.invalid/unsubscribe"
 _HEADER_SLOTS = {b"to": "to", b"date": "date", b"message-id": "message_id", b"list-unsubscribe": "list_unsubscribe"}
 
 
-# -- signed unsubscribe tokens ------------------------------------------------------------------
-
-
-def unsubscribe_token(secret: bytes, address: str) -> str:
-    """'<base64url address>.<base64url HMAC-SHA256(secret, lowercased address)[:16]>', URL-safe."""
-    mac = hmac.new(secret, address.lower().encode("utf-8"), hashlib.sha256).digest()[:16]
-    return f"{_b64(address.encode('utf-8'))}.{_b64(mac)}"
-
-
-def verify_token(secret: bytes, token: str) -> str | None:
-    """The address a token was made for, or None when it was not signed with ``secret``."""
-    try:
-        encoded, _, mac = token.partition(".")
-        address = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return address if hmac.compare_digest(unsubscribe_token(secret, address), token) else None
+# -- unsubscribe links ---------------------------------------------------------------------------
 
 
 def personal_unsubscribe_url(base: str, secret: bytes, address: str) -> str:
-    """The configured https unsubscribe URL with ?t=<signed token> (only URL-safe characters)."""
-    return f"{base}{'&' if '?' in base else '?'}{TOKEN_QUERY}={unsubscribe_token(secret, address)}"
+    """The configured https unsubscribe URL with ?t=<sealed token> (only URL-safe characters).
+
+    Unsubscribe tokens never expire, so they carry a fixed time: each reader's link is then the
+    same in every issue they receive.
+    """
+    return f"{base}{'&' if '?' in base else '?'}{TOKEN_QUERY}={seal(secret, UNSUBSCRIBE, address, now=0)}"
 
 
 def clean(value: str | None) -> str:
@@ -79,10 +65,6 @@ def greeting_for(name: str | None) -> str:
     """'Dear <name>,' when the name is known, else a neutral greeting."""
     name = clean(name)
     return f"Dear {name}," if name else NEUTRAL_GREETING
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 # -- quoted-printable with slots ----------------------------------------------------------------
