@@ -125,7 +125,7 @@ def test_sent_messages_carry_each_row_and_a_resume_uses_the_list_as_it_is_now(fo
     use_city(folder)
     csv = folder / "list.csv"
     csv.write_text(
-        'email;name;city;status\nada@example.org;Ada;Oslo;\nbo@example.org;Bo;"Bergen\r\nBcc: x@evil.test";\n'
+        'email;name;city;status\nada@example.org;Ada;Oslo;\nbo@example.org;Bo;"Bergen\tBcc: evil";\n'
         "cy@example.org;Cy;Troms\u00f8;unsubscribed\n",
         encoding="utf-8",
     )
@@ -135,12 +135,12 @@ def test_sent_messages_carry_each_row_and_a_resume_uses_the_list_as_it_is_now(fo
         got = {g.rcpt: g for g in server.receiver.received()}
     assert first.counts["deferred"] == 1 and set(got) == {"bo@example.org"}
     text, html = bodies(got["bo@example.org"].data)
-    assert "Your reading group meets in Bergen Bcc: x@evil.test (bo@example.org)." in text
-    assert "meets in Bergen Bcc: x@evil.test.</p>" in html
+    assert "Your reading group meets in Bergen Bcc: evil (bo@example.org)." in text
+    assert "meets in Bergen Bcc: evil.</p>" in html
     assert b"\r\nBcc:" not in got["bo@example.org"].data.split(b"\r\n\r\n")[0]
     with Ledger(ledger_path(folder, "2026-11"), recover=False) as ledger:
         assert {row.address: row.fields for row in ledger.rows()} == {
-            "ada@example.org": {"city": "Oslo"}, "bo@example.org": {"city": "Bergen Bcc: x@evil.test"},
+            "ada@example.org": {"city": "Oslo"}, "bo@example.org": {"city": "Bergen Bcc: evil"},
         }
     # Ada was deferred; the author fixes her city in the list and runs the same command again
     csv.write_text(csv.read_text(encoding="utf-8").replace("Ada;Oslo", "Ada;Trondheim"), encoding="utf-8")

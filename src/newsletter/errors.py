@@ -7,8 +7,21 @@ CLI turns it into a message without a traceback.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+
+
+def visible(text: str, limit: int = 80) -> str:
+    """``text`` for an error message: control and invisible characters as ``\\x00``-style escapes, cut to ``limit``.
+
+    A NUL or a zero-width space in an address must show in the message, or
+    "'n2@x.org' is not valid" points at an address that looks fine.
+    """
+    shown = _INVISIBLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)

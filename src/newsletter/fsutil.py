@@ -79,3 +79,17 @@ def fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def utf16_name(data: bytes) -> str | None:
+    """"UTF-16" when ``data`` (the start of a file) is UTF-16 text, by its byte-order mark or its zero bytes.
+
+    Spreadsheets on Windows save "Unicode text" as UTF-16; such a file is not
+    "broken UTF-8" and the user needs to hear which encoding to choose instead.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    sample = data[:200]
+    if len(sample) >= 4 and sample.count(0) * 3 >= len(sample) and (sample[1::2].count(0) * 4 >= len(sample) or sample[0::2].count(0) * 4 >= len(sample)):
+        return "UTF-16"
+    return None

@@ -8,6 +8,13 @@ line), stray spaces, and a ``status`` column whose unsubscribed/bounced rows
 are skipped.  Bad rows are reported (file:line) through a callback and skipped;
 a file that cannot be read at all raises ``SubscriberError`` naming file:line.
 
+A list that may have been misread stops the whole read, since one misread row
+can put other readers' addresses into someone's To header and greeting: a
+quoted field running over several lines (a stray ``"`` swallows every row after
+it), an email address inside a name or merge field (a shifted column), or a
+row count that disagrees with the file's lines.  Multi-line cells are refused
+for the same reason; a real list has none.
+
 Duplicates: the send flow lets the send record (SQLite, a primary key on the
 lowercased address) drop duplicates, which costs no memory at all.  Standalone
 use passes ``HashSeen``: a set of 64-bit BLAKE2b hashes (~70 bytes per address,
@@ -21,13 +28,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Protocol
 
 from newsletter.content.addresses import is_valid_address
-from newsletter.errors import NewsletterError, SubscriberError
-from newsletter.fsutil import atomic_write
+from newsletter.errors import NewsletterError, SubscriberError, visible
+from newsletter.fsutil import atomic_write, utf16_name
 from newsletter.mail.headers import one_line
 
 SUPPRESSION_FILE = "suppressed.txt"
@@ -42,6 +50,9 @@ SKIP_STATUSES = frozenset(
 )
 EMAIL_COLUMNS = ("email", "e-mail", "email address", "e-mail address", "mail")
 NAME_COLUMNS = ("name", "full name", "fullname")
+# Something that looks like an address inside a name or merge field (a shifted column, a swallowed row).
+_ADDRESS_LIKE = re.compile(r"[^\s@<>\"',;:()\[\]]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+MISREAD_HINT = "fix the file and run the command again; nothing was sent or recorded"
 
 
 @dataclass(frozen=True)
@@ -123,13 +134,14 @@ def iter_subscribers(
 
     with _open_list(path, shown) as raw:
         # Decoded line by line (not by an 8 KB TextIOWrapper) so a bad byte is reported on its own line.
-        text = _decoded_lines(raw, shown)
-        header, delimiter = _read_header(text, shown)
+        text = _DecodedLines(raw, shown)
+        header, delimiter = _read_header(text.lines, shown)
         email_col = _find_column(header, EMAIL_COLUMNS)
         assert email_col is not None
         name_col = _find_column(header, NAME_COLUMNS)
         status_col = _find_column(header, ("status",))
-        reader = csv.reader(text, delimiter=delimiter)
+        reader = csv.reader(text.lines, delimiter=delimiter)
+        address_columns = {i for i, h in enumerate(header) if "mail" in h} | {email_col}
         while True:
             start_line = reader.line_num + 2  # the header was line 1, read before the reader
             try:
@@ -137,11 +149,19 @@ def iter_subscribers(
             except StopIteration:
                 break
             except csv.Error as exc:
-                raise SubscriberError(f"malformed CSV: {exc}", path=shown, line=start_line, hint="check quotes on this line") from None
+                raise SubscriberError(f"malformed CSV: {_csv_reason(exc)}", path=shown, line=start_line, hint=MISREAD_HINT) from None
+            end_line = reader.line_num + 1
+            if end_line != start_line:
+                raise SubscriberError(
+                    f"a quoted field starts on this line and runs over {end_line - start_line + 1} lines (to line {end_line}): "
+                    "probably a stray '\"', which would swallow the rows after it",
+                    path=shown, line=start_line, hint="close or remove the quote (a cell cannot hold a line break); " + MISREAD_HINT,
+                )
             if not row or all(not cell.strip() for cell in row):
                 continue
             stats.rows += 1
             cells = [cell.strip() for cell in row]
+            _refuse_addresses_in_text(cells, header, address_columns, shown, start_line)
             address = cells[email_col] if email_col < len(cells) else ""
             if status_col is not None and status_col < len(cells) and cells[status_col].lower() in SKIP_STATUSES:
                 stats.status_skipped += 1
@@ -152,7 +172,7 @@ def iter_subscribers(
                 continue
             if not is_valid_address(address):
                 stats.invalid += 1
-                problem(start_line, f"'{one_line(address)}' is not a valid email address; row skipped")
+                problem(start_line, f"'{visible(address)}' is not a valid email address; row skipped")
                 continue
             key = address.lower()
             if key in suppressed:
@@ -169,13 +189,41 @@ def iter_subscribers(
             }
             stats.yielded += 1
             yield Subscriber(address, name or None, merge, start_line)
+        if text.count != reader.line_num + 1:
+            # every line read must have become exactly one row (or a blank line): anything else is a misread
+            raise SubscriberError(
+                f"the file has {text.count} lines but {reader.line_num + 1} were read as rows; the list may be misread",
+                path=shown, line=text.count, hint=MISREAD_HINT,
+            )
+
+
+def _refuse_addresses_in_text(cells: list[str], header: list[str], address_columns: set[int], shown: str, line: int) -> None:
+    """Stop at an address inside a name or merge field: it would be shown to this reader."""
+    for i, cell in enumerate(cells):
+        if i in address_columns or "@" not in cell:
+            continue
+        found = _ADDRESS_LIKE.search(cell)
+        if found:
+            column = header[i] if i < len(header) and header[i] else f"column {i + 1}"
+            raise SubscriberError(
+                f"the '{column}' field contains an email address ('{visible(found.group())}'): a shifted column or a stray quote "
+                "could show one reader another reader's address",
+                path=shown, line=line, hint="remove the address from that field, or name the column with 'email' in it; " + MISREAD_HINT,
+            )
+
+
+def _csv_reason(exc: csv.Error) -> str:
+    """The csv module's complaint in the user's terms."""
+    if "new-line character" in str(exc):
+        return "a line break (a lone carriage return) inside a line; save the file as CSV UTF-8 with ordinary line endings"
+    return str(exc)
 
 
 def merge_columns(path: Path, display: str | None = None) -> tuple[str, ...]:
     """The columns templates can use as ``subscriber.<column>``: email, name and every other named column."""
     shown = display or str(path)
     with _open_list(path, shown) as raw:
-        header, _ = _read_header(_decoded_lines(raw, shown), shown)
+        header, _ = _read_header(_DecodedLines(raw, shown).lines, shown)
     skip = {_find_column(header, EMAIL_COLUMNS), _find_column(header, NAME_COLUMNS), _find_column(header, ("status",))}
     return ("email", "name", *(h for i, h in enumerate(header) if h and i not in skip))
 
@@ -202,13 +250,23 @@ def _read_header(text: Iterator[str], shown: str) -> tuple[list[str], str]:
     return header, delimiter
 
 
-def _decoded_lines(raw: Iterator[bytes], shown: str) -> Iterator[str]:
-    for number, data in enumerate(raw, 1):
-        try:
-            line = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SubscriberError(f"not UTF-8 text ({exc.reason} at column {exc.start + 1})", path=shown, line=number, hint="export the list as CSV UTF-8") from None
-        yield line[1:] if number == 1 and line.startswith("\ufeff") else line
+class _DecodedLines:
+    """The file's lines decoded one by one, counted, so a bad byte is reported on its own line."""
+
+    def __init__(self, raw: Iterator[bytes], shown: str) -> None:
+        self.count = 0
+        self.lines = self._decode(raw, shown)
+
+    def _decode(self, raw: Iterator[bytes], shown: str) -> Iterator[str]:
+        for data in raw:
+            self.count += 1
+            if self.count == 1 and utf16_name(data):
+                raise SubscriberError("the file is UTF-16 text: save it as UTF-8", path=shown, line=1, hint="in the spreadsheet, save as 'CSV UTF-8'")
+            try:
+                line = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SubscriberError(f"not UTF-8 text ({exc.reason} at column {exc.start + 1})", path=shown, line=self.count, hint="export the list as CSV UTF-8") from None
+            yield line[1:] if self.count == 1 and line.startswith("\ufeff") else line
 
 
 def _sniff_delimiter(header_line: str) -> str:
@@ -250,7 +308,7 @@ def suppress(folder: Path, addresses: list[str]) -> tuple[list[str], list[str]]:
     bad = [a for a in addresses if not is_valid_address(a.strip())]
     if bad:
         raise NewsletterError(
-            f"not a valid email address: {', '.join(repr(one_line(b)) for b in bad)}; nothing was added",
+            "not a valid email address: " + ", ".join(f"'{visible(b)}'" for b in bad) + "; nothing was added",
             path=str(suppression_path(folder)),
             hint="give plain addresses like name@example.org",
         )
