@@ -82,3 +82,20 @@ def test_message_ids_are_unique_and_in_sender_domain(golden_folder: Path) -> Non
     ids = {parse(render_issue(golden_folder, "2021-07")[2])["Message-ID"] for _ in range(3)}
     assert len(ids) == 3
     assert all(i.endswith("@example.org>") for i in ids)
+
+
+def test_built_message_is_addressed_to_undisclosed_recipients(golden_folder: Path) -> None:
+    _, _, raw = render_issue(golden_folder, "2021-07")
+    assert b"\r\nTo: undisclosed-recipients:;\r\n" in raw.split(b"\r\n\r\n", 1)[0]
+    assert parse(raw)["To"] == "undisclosed-recipients:;"
+
+
+def test_feedback_id_names_month_list_and_sender(golden_folder: Path) -> None:
+    from newsletter.mail.message import parse_feedback_id
+
+    _, _, raw = render_issue(golden_folder, "2021-07")
+    value = parse(raw)["Feedback-ID"]
+    # the sender "Karin Fagernäs" and list "Golden Notes" as ASCII slugs, no colon inside a field
+    assert value == "2021-07:golden-notes:karin-fagernas"
+    assert parse_feedback_id(value) == ("2021-07", "golden-notes", "karin-fagernas")
+    assert parse_feedback_id("someone-else:123") is None

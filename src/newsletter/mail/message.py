@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import email.policy
 import email.utils
+import re
 import secrets
 import time
 from datetime import datetime, timezone
@@ -24,6 +25,8 @@ from newsletter.mail.render import RenderedEmail
 # SMTP policy: CRLF line endings, 78 columns.  Header values are stored encoded and folded by
 # headers.py and never refolded: re-parsing would put spaces between a name's encoded-words.
 WIRE_POLICY = email.policy.SMTP.clone(max_line_length=78, refold_source="none")
+# RFC 5322 section 3.4 empty group: the To of a message built for no one reader.
+UNDISCLOSED_RECIPIENTS = "undisclosed-recipients:;"
 
 
 def list_id(config: Config) -> str:
@@ -43,6 +46,34 @@ def list_unsubscribe(config: Config, https_url: str | None = None) -> tuple[str,
     return ", ".join(parts), bool(https)
 
 
+def feedback_id(config: Config, month: str) -> str:
+    """The Feedback-ID value, '<issue month>:<list name>:<sender name>' (Gmail's feedback loop).
+
+    Each field is a slug (ASCII letters, digits and '-'): the header must stay ASCII, a
+    colon inside a name would shift the fields, and a complaint report quoting it is
+    read back field by field (``parse_feedback_id``).  Names are cut to 30 characters so
+    the value fits one 78-column line (it has no space to fold at).
+    """
+    return ":".join((slugify(month), _short_slug(config.name), _short_slug(config.sender_name)))
+
+
+def _short_slug(name: str) -> str:
+    return slugify(name)[:30].strip("-") or "item"
+
+
+def feedback_id_field(value: str, linesep: str = "\n") -> str:
+    """The Feedback-ID value as stored: on its own line after the colon when 'Feedback-ID: value' passes 78 columns."""
+    return value if len("Feedback-ID: ") + len(value) <= 78 else f"{linesep} {value}"
+
+
+def parse_feedback_id(value: str) -> tuple[str, str, str] | None:
+    """(issue month, list slug, sender slug) of a Feedback-ID we wrote, or None for anything else."""
+    fields = value.strip().split(":")
+    if len(fields) != 3 or not re.fullmatch(r"\d{4}-\d{2}", fields[0]):
+        return None
+    return fields[0], fields[1], fields[2]
+
+
 def build_message(
     rendered: RenderedEmail,
     config: Config,
@@ -59,7 +90,9 @@ def build_message(
     # registry's parse-and-refold cost ~0.3 ms a header, most of a message.
     msg.set_raw("Subject", unstructured_value("Subject", subject_prefix + rendered.subject))
     msg.set_raw("From", mailbox_value("From", config.sender_name, config.sender_email))
-    if to is not None:
+    if to is None:  # a message for nobody in particular (build, archive): SpamAssassin wants a To
+        msg.set_raw("To", UNDISCLOSED_RECIPIENTS)
+    else:
         if isinstance(to, Address):
             msg.set_raw("To", mailbox_value("To", to.display_name, to.addr_spec))
         else:  # a free-form string: let the header registry parse and encode it
@@ -75,6 +108,7 @@ def build_message(
         msg.set_raw("List-Unsubscribe", one_line(value).replace(", ", ",\n "))
         if one_click:
             msg.set_raw("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+    msg.set_raw("Feedback-ID", feedback_id_field(feedback_id(config, rendered.month)))
     msg.set_raw("MIME-Version", "1.0")
     text, html = _qp_body(rendered.text), _qp_body(rendered.html)
     msg.set_raw("Content-Type", f'multipart/alternative;\n boundary="{_boundary(text, html)}"')
