@@ -10,6 +10,9 @@ attempt, so "greylist once, then accept" is ``["rcpt:451"]``.  Actions:
 - ``data:554`` / ``data:451``: reply to the end of the data with that code
 - ``data:drop``: receive the whole message, then close without replying
 - ``data:slow``: receive the whole message, then wait before replying
+- ``data:354``: receive the whole message, then answer 354 (a broken server: neither yes nor no)
+- ``data:trickle``: receive the whole message, then send the first line of a two-line 250 reply
+  one byte every ``trickle_seconds`` (each byte well within the client's timeout, the reply not)
 
 Every raw chunk each connection received is kept in ``wire`` (one bytes per
 connection) so tests can assert on the bytes on the wire, not only on what the
@@ -51,6 +54,7 @@ class FaultHandler:
     pipelining: bool = False
     esmtp: bool = True
     slow_seconds: float = 2.0
+    trickle_seconds: float = 0.25
     faults: dict[str, list[str]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
@@ -126,6 +130,14 @@ class FaultHandler:
             return "250 never seen"
         if action == "slow":
             await asyncio.sleep(self.slow_seconds)
+        if action == "354":
+            return "354 End data with <CR><LF>.<CR><LF>"
+        if action == "trickle":
+            for byte in b"250-2.0.0 taking my time over this reply\r\n":
+                if server.transport is None or server.transport.is_closing():
+                    return "250 never seen"
+                server.transport.write(bytes([byte]))
+                await asyncio.sleep(self.trickle_seconds)
         return "250 2.0.0 Ok: queued as TEST%04d" % len(self.received)
 
     def connections(self) -> list[bytes]:

@@ -498,3 +498,29 @@ def test_implicit_tls(folder, certificate):
     finally:
         controller.stop()
     assert [m.rcpt_tos for m in handler.received] == [["ada@example.org"]]
+
+
+def test_a_3xx_reply_after_the_data_is_uncertain_not_retried(folder, server):
+    """Issue 10 item 3: after the final "." only 2xx, 4xx and 5xx are answers; anything else may hide a delivery."""
+    server.handler.faults = {"odd@example.org": ["data:354"]}
+    sender = make_sender(folder, smtp_env(server.port))
+    with sender.connect() as connection:
+        with pytest.raises(UncertainDelivery) as uncertain:
+            connection.deliver(FROM, "odd@example.org", small_message("odd@example.org"))
+        assert uncertain.value.reply == f"127.0.0.1:{server.port}: answered 354 End data with <CR><LF>.<CR><LF> after the whole message was sent; it may have been delivered"
+        connection.deliver(FROM, "ada@example.org", small_message("ada@example.org"))  # a fresh session carries on
+    assert [m.rcpt_tos for m in server.handler.received] == [["odd@example.org"], ["ada@example.org"]]
+
+
+def test_the_timeout_is_a_deadline_for_the_whole_reply(folder, server):
+    """Issue 10 item 4: a server trickling its reply a byte at a time, each byte well within the
+    timeout, must not hold the connection for longer than the timeout."""
+    server.handler.trickle_seconds = 0.25  # the reply needs about 10 s; the timeout is 1 s
+    server.handler.faults = {"trickle@example.org": ["data:trickle"]}
+    sender = make_sender(folder, smtp_env(server.port), timeout=1.0)
+    with sender.connect() as connection:
+        with pytest.raises(UncertainDelivery) as uncertain:
+            connection.deliver(FROM, "trickle@example.org", small_message("trickle@example.org"))
+        assert uncertain.value.reply == f"127.0.0.1:{server.port}: timed out after the whole message was sent, before the server replied; it may have been delivered"
+        connection.deliver(FROM, "ada@example.org", small_message("ada@example.org"))
+    assert [m.rcpt_tos for m in server.handler.received] == [["trickle@example.org"], ["ada@example.org"]]

@@ -30,11 +30,13 @@ from __future__ import annotations
 import base64
 import getpass
 import ipaddress
+import math
 import re
 import socket
 import ssl
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Callable, ClassVar, Mapping
 
@@ -392,7 +394,12 @@ class SMTPConnection:
             raise TemporaryFailure(f"{self.server}: {what} before the message was handed over") from None
         if 200 <= code < 300:
             return f"{code} {text}"
-        raise self._failure(code, text)
+        if 400 <= code < 600:
+            raise self._failure(code, text)
+        # Neither yes nor no after the final ".": the server may have taken the message, and the
+        # session is in an unknown state.  Resending would risk a duplicate per attempt.
+        self._discard()
+        raise UncertainDelivery(f"{self.server}: answered {code} {text} after the whole message was sent; it may have been delivered", code)
 
     def _pipelined(self, commands: list[bytes]) -> list[tuple[int, str]]:
         """RFC 2920: one write for [RSET] MAIL RCPT DATA, then their replies in order."""
@@ -449,7 +456,11 @@ class SMTPConnection:
         self._sock.sendall(data)
 
     def _read_reply(self) -> tuple[int, str]:
-        """One (possibly multi-line) reply: code and the text lines joined by newlines."""
+        """One (possibly multi-line) reply: code and the text lines joined by newlines.
+
+        The socket's timeout is a deadline for the whole reply, not for each read: a
+        server trickling a byte at a time must not hold a connection past the timeout.
+        """
         buffer = self._buffer
         end = buffer.find(b"\n")
         if end > 3 and buffer[3] == 32 and buffer[:3].isdigit():  # the usual one-line reply, already here
@@ -457,16 +468,21 @@ class SMTPConnection:
             text = buffer[4:end].decode("utf-8", "replace").strip()
             del buffer[: end + 1]
             return code, text
-        lines: list[str] = []
-        while True:
-            line = self._read_line()
-            if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3:4] not in b" -"):
-                raise _Dropped(f"not an SMTP reply: {line[:80]!r}")
-            lines.append(line[4:].decode("utf-8", "replace").strip())
-            if line[3:4] != b"-":
-                return int(line[:3]), "\n".join(lines)
+        clock = _ReplyClock()
+        try:
+            lines: list[str] = []
+            while True:
+                line = self._read_line(clock)
+                if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3:4] not in b" -"):
+                    raise _Dropped(f"not an SMTP reply: {line[:80]!r}")
+                lines.append(line[4:].decode("utf-8", "replace").strip())
+                if line[3:4] != b"-":
+                    return int(line[:3]), "\n".join(lines)
+        finally:
+            if clock.shortened and self._sock is not None:
+                self._sock.settimeout(clock.timeout)
 
-    def _read_line(self) -> bytes:
+    def _read_line(self, clock: "_ReplyClock") -> bytes:
         while True:
             end = self._buffer.find(b"\n")
             if end >= 0:
@@ -477,6 +493,7 @@ class SMTPConnection:
                 raise _Dropped("reply line too long")
             if self._sock is None:
                 raise _Dropped("not connected")
+            clock.before_recv(self._sock)
             chunk = self._sock.recv(65536)
             if not chunk:
                 raise _Dropped("connection closed by the server")
@@ -512,6 +529,32 @@ class SMTPConnection:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class _ReplyClock:
+    """The deadline of one reply.  The first read uses the socket's timeout as it is (no system
+    call on the common path, a reply that arrives in one piece); later reads of the same reply
+    get only what is left of it, and the socket's timeout is restored afterwards."""
+
+    __slots__ = ("deadline", "timeout", "shortened")
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+        self.timeout: float | None = None
+        self.shortened = False
+
+    def before_recv(self, sock: socket.socket) -> None:
+        """Called before each read; raises socket.timeout once the reply's time is up."""
+        if self.deadline is None:
+            self.timeout = sock.gettimeout()
+            self.deadline = time.monotonic() + self.timeout if self.timeout is not None else math.inf
+            return
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timed out")
+        if left != math.inf:
+            sock.settimeout(left)
+            self.shortened = True
 
 
 def _on_terminal() -> bool:
