@@ -15,7 +15,7 @@ from email.headerregistry import Address
 
 from newsletter.mail.headers import one_line
 from newsletter.mail.message import build_message, message_bytes
-from newsletter.mail.personalise import Personaliser, greeting_for, qp_encode
+from newsletter.mail.personalise import Personaliser, greeting_for, qp_encode, unsubscribe_token
 from newsletter.mail.render import Personal, Renderer
 
 NAMES = [
@@ -55,6 +55,7 @@ def test_same_as_building_per_recipient(parts, name: str | None) -> None:
         build_message(
             renderer.render(issue, Personal(greeting_for(name), url)), config,
             to=Address(display_name=one_line(name or ""), addr_spec=address), message_id=fast.message_id, date=1_700_000_000, unsubscribe_url=url,
+            mailto_token=unsubscribe_token(b"key", address),
         )
     )
     a, b = parse(fast.data), parse(slow)
@@ -69,7 +70,7 @@ def test_same_as_building_per_recipient(parts, name: str | None) -> None:
     head, body = fast.data.split(b"\r\n\r\n", 1)
     assert all(len(line) <= 76 for line in body.split(b"\r\n"))
     assert all(len(line) <= 998 for line in head.split(b"\r\n"))
-    assert all(len(line) <= 78 for line in head.split(b"\r\n") if b"unsubscribe?t=" not in line)  # a URL cannot fold
+    assert all(len(line) <= 78 for line in head.split(b"\r\n") if b"unsubscribe?t=" not in line and b"subject=unsubscribe%20" not in line)  # a URL cannot fold
     assert head.isascii()
     assert b"nlslot" not in fast.data
     assert not any(line.lower().startswith(b"bcc") for line in head.split(b"\r\n"))

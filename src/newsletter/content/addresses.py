@@ -26,3 +26,20 @@ def is_valid_address(address: str) -> bool:
 def domain_of(address: str) -> str:
     """The domain part of an address (used for Message-ID and List-Id)."""
     return address.rpartition("@")[2] or "localhost"
+
+
+# The VERP token (mail/verp.py) is 26 characters after "local+"; a local part is at most 64 octets
+# (RFC 5321 section 4.5.3.1.1), so the bounces mailbox's own local part must leave room for it.
+VERP_TOKEN_LENGTH = 26
+MAX_LOCAL_PART = 64
+
+
+def bounces_address_problem(address: str) -> str | None:
+    """Why ``address`` cannot be the bounces address of VERP senders, or None when it can."""
+    local = address.rpartition("@")[0]
+    if "+" in local:
+        return f"bounces.address '{address}' already contains '+'; give the plain mailbox (bounces@example.org), the token is added after a '+'"
+    room = MAX_LOCAL_PART - 1 - VERP_TOKEN_LENGTH
+    if len(local) > room:
+        return f"bounces.address '{address}': the part before '@' is too long for a VERP address (at most {room} characters); use a shorter mailbox such as bounces@"
+    return None

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from newsletter.content.addresses import is_valid_address
+from newsletter.content.addresses import bounces_address_problem, is_valid_address
 from newsletter.errors import ConfigError, NewsletterError, Problem, ValidationError
 from newsletter.content.model import Config, SMTPSettings
 from newsletter.fsutil import display_path
@@ -72,9 +72,10 @@ DEFAULT_RESEARCH_TYPES: tuple[str, ...] = (
 )
 
 SECURITY_MODES = ("none", "starttls", "ssl")
+DEFAULT_BOUNCE_THRESHOLD = 3.0
 _KNOWN_KEYS = {
     "name", "sender", "reply_to", "postal_address", "archive_url", "unsubscribe",
-    "list_id", "language", "topics", "research_types", "smtp", "send",
+    "list_id", "language", "topics", "research_types", "smtp", "send", "bounces",
 }
 
 
@@ -155,6 +156,7 @@ def check_config(folder: Path, env: Mapping[str, str] | None = None, *, lenient:
     if not unsub_email and not unsub_url:
         problems.append(src.problem(("unsubscribe",), "set unsubscribe.email or unsubscribe.url: every email must offer a way to unsubscribe"))
 
+    bounces_address, bounce_threshold = _bounces(src, address, problems)
     topics = _string_list(src, "topics", problems) or DEFAULT_TOPICS
     research_types = _string_list(src, "research_types", problems) or DEFAULT_RESEARCH_TYPES
     smtp = _smtp_settings(src, env, problems)
@@ -196,9 +198,31 @@ def check_config(folder: Path, env: Mapping[str, str] | None = None, *, lenient:
             smtp=smtp,
             rate=float(rate) if rate else None,
             concurrency=concurrency,
+            bounces_address=bounces_address,
+            bounce_threshold=bounce_threshold,
         ),
         problems,
     )
+
+
+def _bounces(src: YamlSource, address: Any, problems: list[Problem]) -> tuple[str | None, float]:
+    """bounces.address (checked to fit a VERP local part) and bounces.threshold (default 3)."""
+    raw = src.data.get("bounces")
+    if raw is None:
+        return None, DEFAULT_BOUNCE_THRESHOLD
+    if not isinstance(raw, dict):
+        problems.append(src.problem(("bounces",), "'bounces' must be a mapping (address:, threshold:)"))
+        return None, DEFAULT_BOUNCE_THRESHOLD
+    value = address("bounces", "address")
+    problem = bounces_address_problem(value) if value and is_valid_address(value) else None
+    if problem:
+        problems.append(src.problem(("bounces", "address"), problem))
+        value = None
+    threshold = raw.get("threshold", DEFAULT_BOUNCE_THRESHOLD)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold <= 0:
+        problems.append(src.problem(("bounces", "threshold"), f"bounces.threshold must be a number above 0 (hard bounce 1, soft 0.5), not '{threshold}'"))
+        threshold = DEFAULT_BOUNCE_THRESHOLD
+    return value, float(threshold)
 
 
 def _string_list(src: YamlSource, key: str, problems: list[Problem]) -> tuple[str, ...]:

@@ -121,6 +121,8 @@ class Config:
     smtp: SMTPSettings = field(default_factory=SMTPSettings)
     rate: float | None = None
     concurrency: int = 1
+    bounces_address: str | None = None  # VERP envelope senders bounces+<token>@domain when set
+    bounce_threshold: float = 3.0  # bounce score (hard 1, soft 0.5, once a day) at which a reader becomes bounced
 
     def issue_url(self, month: str) -> str:
         """The public archive page of one month ("view in browser")."""

@@ -39,6 +39,7 @@ from newsletter.mail.headers import one_line
 from newsletter.content.model import Config
 from newsletter.mail.personalise import Personaliser, random_secret
 from newsletter.mail.render import Renderer
+from newsletter.mail.verp import make_token, verp_address
 from newsletter.senders import load_sender
 from newsletter.senders.base import Connection, PermanentFailure, Sender, TemporaryFailure, UncertainDelivery
 from newsletter.audience.subscribers import ReadStats, iter_subscribers, load_suppressed, merge_columns
@@ -121,6 +122,9 @@ class Plan:
                 if self.recovered:
                     lines.append(f"            ({self.recovered} were being handed over when the last run stopped: uncertain, not resent without --resend-uncertain)")
         lines.append(f"rate:       {f'{self.rate:g} messages/second' if self.rate else 'as fast as the server takes them'}, {self.concurrency} connection(s)")
+        if self.config.bounces_address:
+            local, _, domain = self.config.bounces_address.rpartition("@")
+            lines.append(f"bounces:    to {local}+<token>@{domain}, one signed token per reader (`newsletter inbox` reads them)")
         return lines + self.notes
 
     def _filter_note(self) -> str:
@@ -132,6 +136,17 @@ class Plan:
             (self.duplicates, "duplicate"), (s.invalid, "invalid"),
         ) if n]
         return f" (skipped: {', '.join(parts)})" if parts else ""
+
+    def envelope_sender(self, address: str, row_id: int | None = None) -> str:
+        """The envelope sender (Return-Path) of one message: ``bounces+<token>@domain`` (VERP) for a row
+        of the send record when bounces.address is set, the plain bounces address for a test copy,
+        else the From address."""
+        bounces = self.config.bounces_address
+        if not bounces:
+            return self.config.sender_email
+        if row_id is None:
+            return bounces
+        return verp_address(bounces, make_token(self.personaliser.secret, self.month, row_id, address))
 
     def discard(self) -> None:
         """The user said no: remove the staged record."""
@@ -543,7 +558,7 @@ class _Run:
         message = plan.personaliser.personalise(row.address, row.name, fields=row.fields, message_id=message_id)
         ledger.mark_handed(row.id)  # claimed durably (fsync) earlier; marked handed before a byte leaves
         try:
-            reply = connection.deliver(plan.config.sender_email, row.address, message.data)
+            reply = connection.deliver(plan.envelope_sender(row.address, row.id), row.address, message.data)
         except TemporaryFailure as exc:
             tries += 1
             if exc.code is None or exc.code == 421:
@@ -687,7 +702,7 @@ def _send_tests(plan: Plan, report: SendReport) -> SendReport:
         for address in plan.options.test:
             message = plan.personaliser.personalise(address, None)
             try:
-                connection.deliver(plan.config.sender_email, address, message.data)
+                connection.deliver(plan.envelope_sender(address), address, message.data)
             except (TemporaryFailure, PermanentFailure, UncertainDelivery) as exc:
                 report.this_run["failed"] = report.this_run.get("failed", 0) + 1
                 report.failures.append((address, exc.reply))

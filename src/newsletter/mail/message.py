@@ -35,11 +35,16 @@ def list_id(config: Config) -> str:
     return mailbox_value("List-Id", config.name, ident)
 
 
-def list_unsubscribe(config: Config, https_url: str | None = None) -> tuple[str, bool]:
-    """The List-Unsubscribe value and whether one-click (RFC 8058) applies (it needs HTTPS)."""
+def list_unsubscribe(config: Config, https_url: str | None = None, mailto_token: str | None = None) -> tuple[str, bool]:
+    """The List-Unsubscribe value and whether one-click (RFC 8058) applies (it needs HTTPS).
+
+    ``mailto_token``: the reader's signed unsubscribe token, put in the mailto's subject so that
+    `newsletter inbox` acts on the token, never on a From that anyone can forge.
+    """
     parts = []
     if config.unsubscribe_email:
-        parts.append(f"<mailto:{config.unsubscribe_email}?subject=unsubscribe>")
+        subject = f"unsubscribe%20{mailto_token}" if mailto_token else "unsubscribe"
+        parts.append(f"<mailto:{config.unsubscribe_email}?subject={subject}>")
     https = https_url or config.unsubscribe_url
     if https:
         parts.append(f"<{https}>")
@@ -83,6 +88,7 @@ def build_message(
     message_id: str | None = None,
     date: float | None = None,
     unsubscribe_url: str | None = None,
+    mailto_token: str | None = None,
 ) -> EmailMessage:
     """Make the MIME message of one rendered email."""
     msg = EmailMessage(policy=WIRE_POLICY)
@@ -103,7 +109,7 @@ def build_message(
     msg.set_raw("Date", email.utils.format_datetime(when))
     msg.set_raw("Message-ID", one_line(message_id or email.utils.make_msgid(domain=domain_of(config.sender_email))))
     msg.set_raw("List-Id", list_id(config))
-    value, one_click = list_unsubscribe(config, unsubscribe_url)
+    value, one_click = list_unsubscribe(config, unsubscribe_url, mailto_token)
     if value:
         msg.set_raw("List-Unsubscribe", one_line(value).replace(", ", ",\n "))
         if one_click:

@@ -47,13 +47,18 @@ _HEADER_SLOTS = {b"to": "to", b"date": "date", b"message-id": "message_id", b"li
 # -- unsubscribe links ---------------------------------------------------------------------------
 
 
-def personal_unsubscribe_url(base: str, secret: bytes, address: str) -> str:
-    """The configured https unsubscribe URL with ?t=<sealed token> (only URL-safe characters).
+def unsubscribe_token(secret: bytes, address: str) -> str:
+    """A reader's sealed unsubscribe token, for the link and the mailto subject.
 
     Unsubscribe tokens never expire, so they carry a fixed time: each reader's link is then the
     same in every issue they receive.
     """
-    return f"{base}{'&' if '?' in base else '?'}{TOKEN_QUERY}={seal(secret, UNSUBSCRIBE, address, now=0)}"
+    return seal(secret, UNSUBSCRIBE, address, now=0)
+
+
+def personal_unsubscribe_url(base: str, secret: bytes, address: str, token: str | None = None) -> str:
+    """The configured https unsubscribe URL with ?t=<sealed token> (only URL-safe characters)."""
+    return f"{base}{'&' if '?' in base else '?'}{TOKEN_QUERY}={token or unsubscribe_token(secret, address)}"
 
 
 def clean(value: str | None) -> str:
@@ -130,9 +135,9 @@ def to_header(name: str | None, address: str) -> bytes:
     return f"To: {mailbox_value('To', name, address, linesep=CRLF)}\r\n".encode("ascii")
 
 
-def list_unsubscribe_header(config: Config, https_url: str | None) -> bytes:
+def list_unsubscribe_header(config: Config, https_url: str | None, mailto_token: str | None = None) -> bytes:
     """'List-Unsubscribe:' with mailto and https, one URL per line when it is long (URLs cannot fold)."""
-    value, _ = list_unsubscribe(config, https_url)
+    value, _ = list_unsubscribe(config, https_url, mailto_token)
     line = f"List-Unsubscribe: {value}\r\n"
     if len(line) > 80:
         line = "List-Unsubscribe: " + ",\r\n ".join(value.split(", ")) + "\r\n"
@@ -202,7 +207,7 @@ class Personaliser:
         head, sep, body = raw.partition(b"\r\n\r\n")
         for field in _header_fields(head + b"\r\n"):
             slot = _HEADER_SLOTS.get(field.split(b":", 1)[0].strip().lower())
-            if slot == "list_unsubscribe" and not self.base_url:
+            if slot == "list_unsubscribe" and not (self.base_url or config.unsubscribe_email):
                 slot = None
             self._parts.append(slot if slot else field)
         self._parts.append(b"\r\n")
@@ -231,9 +236,9 @@ class Personaliser:
             elif piece:
                 self._parts.append(qp_encode(piece, soft_end=True))
 
-    def unsubscribe_url(self, address: str) -> str | None:
+    def unsubscribe_url(self, address: str, token: str | None = None) -> str | None:
         """This recipient's signed https unsubscribe link (None when only an email address is configured)."""
-        return personal_unsubscribe_url(self.base_url, self.secret, address) if self.base_url else None
+        return personal_unsubscribe_url(self.base_url, self.secret, address, token) if self.base_url else None
 
     def make_message_id(self) -> str:
         return f"<{uuid.uuid4().hex}@{self.domain}>"
@@ -244,7 +249,8 @@ class Personaliser:
     ) -> Personalised:
         """The full message for one recipient, as bytes ready for SMTP (``fields``: its merge-field columns)."""
         message_id = message_id or self.make_message_id()
-        url = self.unsubscribe_url(address)
+        token = unsubscribe_token(self.secret, address) if self.base_url or self.config.unsubscribe_email else None
+        url = self.unsubscribe_url(address, token)
         greeting = greeting_for(name)
         values: dict[str, bytes] = {}
         out: list[bytes] = []
@@ -254,13 +260,13 @@ class Personaliser:
                 continue
             value = values.get(part)
             if value is None:
-                value = values[part] = self._fill(part, address, name, greeting, url, message_id, date, fields)
+                value = values[part] = self._fill(part, address, name, greeting, url, message_id, date, fields, token)
             out.append(value)
         return Personalised(message_id, b"".join(out))
 
     def _fill(
         self, slot: str, address: str, name: str | None, greeting: str, url: str | None,
-        message_id: str, date: float | None, fields: dict[str, str] | None,
+        message_id: str, date: float | None, fields: dict[str, str] | None, token: str | None = None,
     ) -> bytes:
         if slot.startswith(("text:", "html:")):
             kind, _, column = slot.partition(":")
@@ -273,7 +279,7 @@ class Personaliser:
         if slot == "message_id":
             return f"Message-ID: {clean(message_id)}\r\n".encode("ascii")
         if slot == "list_unsubscribe":
-            return list_unsubscribe_header(self.config, url)
+            return list_unsubscribe_header(self.config, url, token)
         if slot == "greeting_text":
             return qp_encode(wrap(greeting), soft_end=True)
         if slot == "greeting_html":
