@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
@@ -62,7 +63,7 @@ def test_new_scaffolds_and_refuses_to_overwrite(folder: Path) -> None:
     path = folder / "issues" / "2027-01.yaml"
     original = path.read_text(encoding="utf-8")
     assert original.startswith("# The January 2027 issue.")
-    assert run(folder, "check", "2027-01").exit_code == 0  # the scaffold is itself valid
+    assert run(folder, "build", "2027-01").exit_code == 0  # the scaffold renders, placeholders and all
     again = run(folder, "new", "2027-01")
     assert again.exit_code == 1
     assert "error: issues/2027-01.yaml: already exists; not overwriting it" in again.output
@@ -169,3 +170,68 @@ def test_real_subprocess_error_has_no_traceback(folder: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.startswith("issues/2026-11.yaml:2:1: error: YAML syntax error")
     assert "Traceback" not in proc.stderr
+
+
+def newsletter(cwd: Path, *args: str, input: str = "") -> subprocess.CompletedProcess:
+    """The real command in a child process; stdin is a pipe, so never a terminal."""
+    return subprocess.run([sys.executable, "-m", "newsletter", *args], cwd=cwd, input=input, capture_output=True, text=True, timeout=60)
+
+
+def test_minus_c_before_the_subcommand(folder: Path, tmp_path: Path) -> None:
+    proc = newsletter(tmp_path, "-C", str(folder), "list")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(line[:16] for line in proc.stdout.splitlines()) == ["2026-10  checked", "2026-11  checked"]
+    long = newsletter(tmp_path, "--folder", str(folder), "build", "2026-11")
+    assert long.returncode == 0 and (folder / "build" / "2026-11" / "email.html").is_file()
+    # after the subcommand it still works, and wins
+    assert newsletter(tmp_path, "-C", str(tmp_path), "list", "-C", str(folder)).stdout == proc.stdout
+
+
+def test_minus_h_works_for_every_command(tmp_path: Path) -> None:
+    from newsletter.cli import main as group
+
+    for name in ["", *group.commands]:
+        proc = newsletter(tmp_path, *([name] if name else []), "-h")
+        assert proc.returncode == 0, (name, proc.stderr)
+        assert proc.stdout.startswith(f"Usage: newsletter {name + ' ' if name else ''}[OPTIONS]"), name
+
+
+def test_help_lists_commands_in_workflow_order_with_whole_summaries(tmp_path: Path) -> None:
+    from newsletter.cli import COMMAND_ORDER, main as group
+
+    proc = subprocess.run([sys.executable, "-m", "newsletter", "--help"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, env={**__import__("os").environ, "COLUMNS": "80"})
+    listing = proc.stdout.split("Commands:\n", 1)[1]
+    names = [line.split()[0] for line in listing.splitlines() if line.startswith("  ") and not line.startswith("   ")]
+    assert names[:7] == ["init", "new", "check", "preview", "build", "send", "status"]
+    assert sorted(names) == sorted(group.commands)  # every command, a new one too
+    assert names == [n for n in COMMAND_ORDER if n in group.commands] + sorted(n for n in group.commands if n not in COMMAND_ORDER)
+    flat = " ".join(listing.split())
+    for name in names:  # each summary whole: click would cut it with "..."
+        doc = " ".join((group.commands[name].help or "").split("\n\n")[0].split())
+        assert doc in flat, name
+    assert "..." not in listing
+
+
+def test_a_piped_no_prints_error_and_hint_not_a_usage_banner(folder: Path) -> None:
+    proc = newsletter(folder, "send", "2026-11", "--to", "subscribers.example.csv", input="no\n")
+    assert proc.returncode == 1
+    assert "Usage:" not in proc.stderr and "Try 'newsletter" not in proc.stderr
+    assert proc.stderr.splitlines()[-2:] == [
+        "error: refusing to send without confirmation: no terminal to ask on",
+        "  hint: check the summary above, then run the same command with --yes",
+    ]
+    assert not (folder / "outbox").exists()
+
+
+def test_status_of_an_unsent_issue_is_not_sent_yet(folder: Path) -> None:
+    proc = newsletter(folder, "status", "2026-11")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["2026-11: not sent yet", "  hint: send it with `newsletter send 2026-11 --to subscribers.example.csv`"]
+
+
+@pytest.mark.parametrize("command", ["build", "preview", "send", "status", "check"])
+def test_a_month_that_is_not_one(folder: Path, command: str) -> None:
+    result = run(folder, command, "2026-13")
+    assert result.exit_code == 1
+    assert "error: '2026-13' is not a month; write it as YYYY-MM, e.g. 2021-07" in result.output

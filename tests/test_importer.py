@@ -320,7 +320,7 @@ def test_page_that_is_not_utf8_or_missing(tmp_path: Path, folder: Path):
 
 
 def test_title_and_boundary_detection_on_variations(tmp_path: Path, folder: Path):
-    citation = "Smith, J.&Jones, K. (2020). A trial of things. Journal of Things, 1(2), 3-4. doi: 10.1000/xyz123"
+    citation = "Smith, J.&Jones, K. (2020). A trial of things. Journal of Things, 1(2), 3-4. doi: 10.1000/abc456"
     body = (
         "\r\n".join([
             "October 2019",
@@ -345,7 +345,7 @@ def test_title_and_boundary_detection_on_variations(tmp_path: Path, folder: Path
     issue = imported(folder, "2019-10")
     first, second = issue.articles
     assert first.title == "Why Do Clients Drop Out?"
-    assert first.citation.text == citation and first.citation.doi == "10.1000/xyz123"
+    assert first.citation.text == citation and first.citation.doi == "10.1000/abc456"
     assert first.summary == SUMMARY.format(n=10)
     assert first.implication_paragraphs == [
         "First implications paragraph, with a reference to Smith (2019) in it.",

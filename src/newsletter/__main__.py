@@ -3,4 +3,4 @@
 from newsletter.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="newsletter")  # usage lines name the command, not "python -m newsletter"

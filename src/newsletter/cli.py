@@ -18,11 +18,48 @@ from newsletter import __version__
 from newsletter.errors import NewsletterError, ValidationError
 
 
+# `newsletter --help` lists the commands in the order an author meets them; a command
+# not named here (a new one) is listed after these, alphabetically, rather than hidden.
+COMMAND_ORDER = (
+    "init", "new", "check", "preview", "build", "send", "status", "list", "site", "archive",
+    "subscribers", "serve", "inbox", "senders", "dkim", "doctor", "suppress", "import",
+)
+
+
+class WorkflowGroup(click.Group):
+    """A click group that lists its commands in workflow order, each summary in full."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        known = [name for name in COMMAND_ORDER if name in self.commands]
+        return known + sorted(name for name in self.commands if name not in COMMAND_ORDER)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            # the first paragraph of the docstring, whole: click would cut it at the terminal width
+            summary = command.short_help or " ".join((command.help or "").split("\n\n")[0].split())
+            rows.append((name, summary))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _folder_default(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    """A subcommand's --folder, else the one given before the subcommand (`newsletter -C DIR list`), else the current folder."""
+    if value is not None:
+        return value
+    root = ctx.find_root().params.get("folder")
+    return root if root is not None else Path(".")
+
+
 def folder_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--folder: the newsletter folder (default: the current directory)."""
+    """--folder/-C: the newsletter folder (default: the one before the subcommand, else the current directory)."""
     return click.option(
-        "--folder", "-C", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-        show_default=True, help="The newsletter folder (holding newsletter.yaml and issues/).",
+        "--folder", "-C", type=click.Path(file_okay=False, path_type=Path), default=None, callback=_folder_default,
+        help="The newsletter folder (holding newsletter.yaml and issues/) [default: .].",
     )(func)
 
 
@@ -49,10 +86,45 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group()
+@click.group(cls=WorkflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--folder", "-C", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Run in the newsletter folder DIR, as `git -C` does [default: .].")
 @click.version_option(__version__, prog_name="newsletter")
-def main() -> None:
+def main(folder: Path | None) -> None:
     """Write a monthly research newsletter as one YAML file per month: check, build, preview, send, archive."""
+
+
+@main.command("init")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--name", help="The newsletter's name.")
+@click.option("--from-name", help="Your name, as the sender.")
+@click.option("--from-email", help="The sender email address.")
+@click.option("--postal-address", help="The postal address for the footer (required by law).")
+@click.option("--archive-url", help="The URL of the public web archive.")
+@user_errors
+def init_command(directory: Path, **answers: str | None) -> None:
+    """Create a new newsletter folder: newsletter.yaml, issues/, templates/, an example list."""
+    from newsletter.content.scaffold import INIT_QUESTIONS, check_answer, init_folder
+
+    if sys.stdin.isatty():  # off a terminal the core names the missing flags
+        for field, _flag, question in INIT_QUESTIONS:
+            if not answers.get(field):
+                default = answers.get("name") if field == "from_name" else None
+                answers[field] = click.prompt(question, default=default, value_proc=functools.partial(_checked_answer, check_answer, field))
+    result = init_folder(directory, answers)
+    for path in result.created:
+        click.echo(f"created {path}")
+    for path in result.kept:
+        click.echo(f"kept {path} (already there)")
+    click.echo(f"next: cd {directory} && newsletter new YYYY-MM")
+
+
+def _checked_answer(check: Callable[[str, str], str], field: str, value: str) -> str:
+    """A prompt's answer checked by the core; a UsageError makes click ask again."""
+    try:
+        return check(field, value)
+    except NewsletterError as exc:
+        raise click.UsageError(exc.message) from None
 
 
 @main.command("check")
@@ -250,7 +322,7 @@ def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool,
     if not yes and not dry_run and not test:  # a dry run or a test copy to yourself needs no confirmation
         if not interactive:
             plan.discard()
-            raise click.UsageError("refusing to send without confirmation: no terminal to ask on; check the summary above and add --yes")
+            raise NewsletterError("refusing to send without confirmation: no terminal to ask on", hint="check the summary above, then run the same command with --yes")
         if not click.confirm(f"Send {plan.to_send} message(s) now?", default=False):
             plan.discard()
             click.echo("nothing sent")
@@ -297,9 +369,13 @@ def _stop_on_sigterm() -> None:
 @user_errors
 def status_command(issue: str, folder: Path) -> None:
     """Print the send record of ISSUE: sent, failed (with the reply), deferred, not yet tried, uncertain."""
-    from newsletter.delivery.send import status
+    from newsletter.delivery.send import NotSentYet, status
 
-    counts, rows, meta = status(folder, issue)
+    try:
+        counts, rows, meta = status(folder, issue)
+    except NotSentYet as exc:  # an answer, not a failure
+        click.echo(str(exc))
+        return
     total = sum(counts.values())
     click.echo(f"{meta.get('month', issue)}: {meta.get('subject', '')}")
     click.echo(f"recipients:    {total}")

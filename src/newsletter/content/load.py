@@ -16,9 +16,11 @@ from typing import Any
 from newsletter.errors import NewsletterError, Problem, ProblemList, ValidationError
 from newsletter.fsutil import display_path
 from newsletter.content.model import MONTH_RE, Article, Citation, Config, Issue, drafted_intro
+from newsletter.content.placeholders import find_placeholders, placeholder_message
 from newsletter.content.yamlsource import YamlSource, read_yaml
 
 ISSUES_DIR = "issues"
+MONTH_LIKE_RE = re.compile(r"^\d{4}-\d{1,2}$")
 DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
 DOI_PREFIX_RE = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
 LONG_SUMMARY_WORDS = 450
@@ -39,35 +41,52 @@ class LoadedIssue(ProblemList):
     source: YamlSource | None
 
 
+def check_month(month: str) -> str:
+    """``month`` if it is a YYYY-MM month; a NewsletterError saying it is not a month otherwise."""
+    if not MONTH_RE.match(month):
+        raise NewsletterError(f"'{month}' is not a month; write it as YYYY-MM, e.g. 2021-07")
+    return month
+
+
 def resolve_issue_path(folder: Path, issue: str) -> Path:
-    """``2021-07`` means ``issues/2021-07.yaml`` in the folder; anything else is a path."""
-    if MONTH_RE.match(issue):
-        return folder / ISSUES_DIR / f"{issue}.yaml"
+    """``2021-07`` means ``issues/2021-07.yaml`` in the folder; anything else is a path.
+
+    Something shaped like a month that is not one (``2026-13``) is refused as not a month
+    rather than looked up as a file that cannot exist.
+    """
+    if MONTH_LIKE_RE.match(issue):
+        return folder / ISSUES_DIR / f"{check_month(issue)}.yaml"
     path = Path(issue)
     return path if path.is_absolute() else folder / path
 
 
-def load_issue(path: Path, config: Config, folder: Path | None = None) -> LoadedIssue:
-    """Load an issue; raise ValidationError (with every problem) if it has errors."""
-    loaded = check_issue(path, config, folder)
+def load_issue(path: Path, config: Config, folder: Path | None = None, *, placeholders: str = "error") -> LoadedIssue:
+    """Load an issue; raise ValidationError (with every problem) if it has errors.
+
+    ``placeholders`` is the severity of scaffold text left in the file: "error" where the
+    issue is about to reach readers (check, send), "warning" while writing (build, preview).
+    """
+    loaded = check_issue(path, config, folder, placeholders=placeholders)
     if loaded.errors or loaded.issue is None:
         raise ValidationError(loaded.problems)
     return loaded
 
 
-def check_issue(path: Path, config: Config, folder: Path | None = None, *, month_from: tuple[str, str] | None = None) -> LoadedIssue:
+def check_issue(path: Path, config: Config, folder: Path | None = None, *, month_from: tuple[str, str] | None = None,
+                placeholders: str = "error") -> LoadedIssue:
     """Read and validate an issue file, returning the model and all problems.
 
     The month must match the file name (``issues/2021-07.yaml``); ``month_from``
     = (month, what holds it) checks it against something else instead, e.g. the
-    archive's ``("2021-07", "its archive folder archive/2021-07")``.
+    archive's ``("2021-07", "its archive folder archive/2021-07")``.  ``placeholders``: see
+    ``load_issue``.
     """
     display = display_path(path, folder)
     try:
         src = read_yaml(path, display)
     except NewsletterError as exc:
         return LoadedIssue(path, display, None, [Problem(display, exc.line, exc.column, exc.message + (f" ({exc.hint})" if exc.hint else ""))], None)
-    builder = _IssueBuilder(src, config, path, month_from)
+    builder = _IssueBuilder(src, config, path, month_from, placeholders)
     issue = builder.build()
     problems = sorted(builder.problems, key=lambda p: (p.line or 0, p.column or 0))
     return LoadedIssue(path, display, issue, problems, src)
@@ -101,8 +120,10 @@ def normalise_doi(value: str) -> str:
 
 
 class _IssueBuilder:
-    def __init__(self, src: YamlSource, config: Config, path: Path, month_from: tuple[str, str] | None = None) -> None:
+    def __init__(self, src: YamlSource, config: Config, path: Path, month_from: tuple[str, str] | None = None,
+                 placeholders: str = "error") -> None:
         self.src = src
+        self.placeholders = placeholders
         self.config = config
         self.path = path
         self.month_from = month_from
@@ -147,6 +168,8 @@ class _IssueBuilder:
         preheader = self.text(data, "preheader", (), required=False, one_line=True)
         intro = self.text(data, "intro", (), required=False)
         articles = self._articles(data)
+        for key, text in find_placeholders(data):
+            self.problems.append(self.src.problem(key, placeholder_message(text), self.placeholders))
         if any(p.is_error for p in self.problems) or month is None:
             return None
         drafted = intro is None

@@ -36,7 +36,7 @@ from newsletter.errors import NewsletterError, SendError, ValidationError
 from newsletter.delivery.ledger import Ledger, Row, RunLock, ledger_path, now, write_new
 from newsletter.content.load import display_path, load_issue, resolve_issue_path
 from newsletter.mail.headers import one_line
-from newsletter.content.model import Config
+from newsletter.content.model import MONTH_RE, Config
 from newsletter.mail.personalise import Personaliser, random_secret
 from newsletter.mail.render import Renderer
 from newsletter.mail.verp import make_token, verp_address
@@ -739,13 +739,31 @@ def _dry_run(plan: Plan, report: SendReport) -> SendReport:
     return report
 
 
+class NotSentYet(NewsletterError):
+    """``status`` of an issue with no send record: not a mistake, an answer (the CLI exits 0)."""
+
+    def __init__(self, month: str, hint: str) -> None:
+        super().__init__(f"{month}: not sent yet", hint=hint)
+        self.month = month
+
+
+def example_list(folder: Path) -> str:
+    """A subscriber list to name in hints: one that exists in the folder if there is one."""
+    for name in ("subscribers.csv", "subscribers.example.csv"):
+        if (folder / name).is_file():
+            return name
+    found = sorted(p.name for p in folder.glob("*.csv"))
+    return found[0] if found else "subscribers.csv"
+
+
 def status(folder: Path, issue: str) -> tuple[dict[str, int], list[Row], dict[str, str]]:
     """The send record of an issue: counts by state, the failed/deferred/uncertain rows, its metadata."""
     config = load_config(folder)
-    month = issue if len(issue) == 7 and issue[4] == "-" else load_issue(resolve_issue_path(folder, issue), config, folder).issue.month  # type: ignore[union-attr]
+    path = resolve_issue_path(folder, issue)  # refuses 2026-13 as not a month
+    month = issue if MONTH_RE.match(issue) else load_issue(path, config, folder, placeholders="warning").issue.month  # type: ignore[union-attr]
     path = ledger_path(folder, month)
     if not path.exists():
-        raise NewsletterError(f"{month} has no send record yet", path=display_path(path, folder), hint=f"run `newsletter send {month} --to subscribers.csv`")
+        raise NotSentYet(month, f"send it with `newsletter send {month} --to {example_list(folder)}`")
     with Ledger(path, recover=False) as ledger:  # read-only: a running send's rows stay "sending"
         counts = ledger.counts()
         rows = list(ledger.rows(("failed", "deferred", "uncertain", "sending")))

@@ -28,10 +28,11 @@ class BuildResult:
     warnings: list[Problem]
 
 
-def render_issue(folder: Path, issue_arg: str, config: Config | None = None, renderer: Renderer | None = None) -> tuple[LoadedIssue, RenderedEmail, bytes]:
+def render_issue(folder: Path, issue_arg: str, config: Config | None = None, renderer: Renderer | None = None,
+                 *, placeholders: str = "error") -> tuple[LoadedIssue, RenderedEmail, bytes]:
     """Load, validate and render one issue to HTML, text and .eml bytes (nothing written)."""
     config = config or load_config(folder)
-    loaded = load_issue(resolve_issue_path(folder, issue_arg), config, folder)
+    loaded = load_issue(resolve_issue_path(folder, issue_arg), config, folder, placeholders=placeholders)
     assert loaded.issue is not None
     renderer = renderer or Renderer(folder, config)
     rendered = renderer.render(loaded.issue)
@@ -45,8 +46,11 @@ def render_issue(folder: Path, issue_arg: str, config: Config | None = None, ren
 
 
 def build(folder: Path, issue_arg: str, out_dir: Path | None = None) -> BuildResult:
-    """Build one issue into ``out_dir/YYYY-MM/``; every file is written atomically."""
-    loaded, rendered, eml = render_issue(folder, issue_arg)
+    """Build one issue into ``out_dir/YYYY-MM/``; every file is written atomically.
+
+    Scaffold text left in the issue is only a warning here: a build is a look while writing.
+    """
+    loaded, rendered, eml = render_issue(folder, issue_arg, placeholders="warning")
     target = (out_dir or folder / DEFAULT_BUILD_DIR) / rendered.month
     html_path, text_path, eml_path = target / "email.html", target / "email.txt", target / "message.eml"
     atomic_write(html_path, rendered.html)

@@ -23,8 +23,11 @@ class CheckReport(ProblemList):
         return not self.errors
 
 
-def check(folder: Path, targets: list[str] | None = None) -> CheckReport:
-    """Check the config and the given issues (default: every file in issues/)."""
+def check(folder: Path, targets: list[str] | None = None, *, placeholders: str = "error") -> CheckReport:
+    """Check the config and the given issues (default: every file in issues/).
+
+    Scaffold text left in an issue is an error (``placeholders="warning"`` for the preview).
+    """
     report = CheckReport()
     config, config_problems = check_config(folder, lenient=True)
     report.problems.extend(config_problems)
@@ -34,7 +37,7 @@ def check(folder: Path, targets: list[str] | None = None) -> CheckReport:
     paths = _issue_targets(folder, targets) if targets else issue_paths(folder)
     renderer = Renderer(folder, config)
     for path in paths:
-        loaded = check_issue(path, config, folder)
+        loaded = check_issue(path, config, folder, placeholders=placeholders)
         report.checked.append(loaded.display)
         report.problems.extend(loaded.problems)
         if loaded.issue is None:

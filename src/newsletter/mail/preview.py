@@ -94,12 +94,12 @@ class Preview:
 
         display = display_path(self.issue_path, self.folder)
         try:
-            report = check(self.folder, [self.issue_arg])
+            report = check(self.folder, [self.issue_arg], placeholders="warning")
             warnings = [str(p) for p in report.warnings]
             if not report.ok:
                 return Snapshot(version, display, errors=[str(p) for p in report.errors], warnings=warnings)
             config = load_config(self.folder)
-            loaded = load_issue(self.issue_path, config, self.folder)
+            loaded = load_issue(self.issue_path, config, self.folder, placeholders="warning")
             assert loaded.issue is not None
             rendered = Renderer(self.folder, config).render(loaded.issue)
             return Snapshot(version, display, rendered=rendered, warnings=warnings)

@@ -164,7 +164,7 @@ def collect_issues(folder: Path, config: Config, *, include_drafts: bool) -> tup
         for path in issue_paths(folder):
             if path.stem in done:
                 continue
-            loaded = check_issue(path, config, folder)
+            loaded = check_issue(path, config, folder, placeholders="warning")  # a draft may still be one
             if loaded.errors or loaded.issue is None:
                 warnings.append(Problem(loaded.display, None, None, f"draft left out of the site: {len(loaded.errors)} error(s); run `newsletter check {path.stem}`", "warning"))
                 continue
