@@ -196,7 +196,7 @@ def test_cli_with_yes_still_shows_who_was_skipped(folder: Path) -> None:
         assert len(server.receiver.received()) == 2
     assert result.exit_code == 0, result.output
     assert "recipients: 2 after filtering (skipped: 1 duplicate, 1 invalid)" in result.output
-    assert "skipped list.csv:4: 'nope' is not a valid email address; row skipped" in result.output
+    assert "skipped list.csv:4: 'nope' is not a valid email address (An email address must have an @-sign); row skipped" in result.output
     assert "this run: 2 sent" in result.output
 
 
@@ -207,7 +207,7 @@ def test_cli_a_list_with_nobody_to_send_to_is_refused_and_nothing_recorded(folde
     assert result.exit_code == 1
     assert f"error: list.csv: nobody to send to: list.csv has {len(rows)} row(s) and none is sendable" in result.output
     if rows:
-        assert "(skipped: 2 invalid)\n  skipped list.csv:2: 'not-an-address' is not a valid email address; row skipped" in result.output
+        assert "(skipped: 2 invalid)\n  skipped list.csv:2: 'not-an-address' is not a valid email address (An email address must have an @-sign); row skipped" in result.output
     assert "nothing was sent or recorded" in result.output
     assert not ledger_path(folder, MONTH).exists() and not (folder / "archive" / MONTH).exists()
     assert not any((folder / "sends").glob(".staging-*"))

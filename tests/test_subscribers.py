@@ -39,7 +39,7 @@ def test_spreadsheet_export_bom_crlf_semicolons_spaces_status(tmp_path: Path) ->
     assert subs[0].fields == {"city": "Oslo"} and subs[1].fields == {"city": "Troms\u00f8"}
     assert (stats.status_skipped, stats.invalid, stats.duplicates) == (2, 2, 1)
     assert stats.problems == [
-        "list.csv:6: 'not-an-address' is not a valid email address; row skipped",
+        "list.csv:6: 'not-an-address' is not a valid email address (An email address must have an @-sign); row skipped",
         "list.csv:9: no email address; row skipped",
     ]
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Protocol
 
-from newsletter.content.addresses import is_valid_address
+from newsletter.content.addresses import address_key, address_problem, is_valid_address, sendable
 from newsletter.errors import NewsletterError, SubscriberError, visible
 from newsletter.fsutil import atomic_write, utf16_name
 from newsletter.mail.headers import one_line
@@ -66,8 +66,8 @@ class Subscriber:
 
     @property
     def key(self) -> str:
-        """The identity used for duplicates and suppression: the lowercased address."""
-        return self.email.lower()
+        """The identity used for duplicates and suppression: the lowercased address (an IDN domain as punycode)."""
+        return address_key(self.email)
 
 
 @dataclass
@@ -170,10 +170,12 @@ def iter_subscribers(
                 stats.invalid += 1
                 problem(start_line, "no email address; row skipped")
                 continue
-            if not is_valid_address(address):
+            reason = address_problem(address)
+            if reason:
                 stats.invalid += 1
-                problem(start_line, f"'{visible(address)}' is not a valid email address; row skipped")
+                problem(start_line, f"'{visible(address)}' is not a valid email address ({reason}); row skipped")
                 continue
+            address = sendable(address)  # an internationalised domain goes out as punycode
             key = address.lower()
             if key in suppressed:
                 stats.suppressed += 1

@@ -1,26 +1,101 @@
-"""Email address checks shared by config, subscribers and the send command."""
+"""Email address checks shared by config, subscribers, the store and the send command.
+
+The checks are email-validator's (syntax only: ``check_deliverability=False``,
+so no DNS lookup ever leaves the machine), which knows internationalised
+domains (``user@bücher.de``, IDNA 2008) and gives a sentence for every refusal.
+What this module adds:
+
+- quoted local parts, domain literals and display names are refused: a mailing
+  list has no use for them and they are where header injection hides;
+- ``localhost`` is accepted (local test setups send to it), as are ``.test``
+  domains (RFC 2606, used by the Postfix tests);
+- a fast path: plain ASCII addresses of the common shape are accepted by a
+  regular expression plus email-validator's length and reserved-name rules,
+  because email-validator takes ~90 microseconds an address (18 s over a
+  200,000-row list at every send).  The fast path only ever accepts;
+  everything else, and every refusal with its reason, goes to email-validator,
+  and tests/test_addresses.py checks with Hypothesis that whatever the fast path
+  accepts email-validator accepts too.
+- ``sendable`` turns an internationalised domain into its punycode form, which
+  every server accepts, so no message needs SMTPUTF8 for its domain.  A
+  non-ASCII local part (``josé@…``) has no ASCII form and would need SMTPUTF8
+  at every hop; it is refused, with that reason, rather than failing mid-send.
+"""
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-# Deliberately pragmatic: what real mail systems accept from a mailing list,
-# not the full RFC 5322 grammar (quoted local parts are rejected on purpose).
-_ADDRESS_RE = re.compile(
-    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
-)
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+
 _LOCAL_HOSTS = {"localhost"}
+_COMMON_SHAPE = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+_RESERVED = tuple(name for name in SPECIAL_USE_DOMAIN_NAMES if name != "test")
+
+
+def address_problem(address: str) -> str | None:
+    """None when ``address`` is a plain deliverable address (no display name), else the reason it is not."""
+    if not address:
+        return "the address is empty"
+    if _fast_accept(address):
+        return None
+    local, at, host = address.rpartition("@")
+    if at and host.lower() in _LOCAL_HOSTS:
+        address = f"{local}@x.io"  # check the local part alone, as for any other domain
+    try:
+        validate_email(
+            address, check_deliverability=False, test_environment=True, allow_smtputf8=False,
+            allow_quoted_local=False, allow_domain_literal=False, allow_display_name=False,
+        )
+    except EmailNotValidError as exc:
+        return str(exc).rstrip(".")
+    return None
+
+
+def _fast_accept(address: str) -> bool:
+    """True for an ASCII address of the common shape that email-validator would accept (see the module docstring)."""
+    match = _COMMON_SHAPE.fullmatch(address)
+    if match is None or len(address) > 254 or address.index("@") > 64:
+        return False
+    domain = address[address.index("@") + 1:].lower()
+    # "--" (punycode "xn--", or reserved R-LDH labels) needs IDNA's checks: the slow path.
+    return len(domain) <= 253 and "--" not in domain and not any(domain == name or domain.endswith("." + name) for name in _RESERVED)
 
 
 def is_valid_address(address: str) -> bool:
     """True if ``address`` is a plain deliverable address (no display name)."""
-    if len(address) > 254 or any(c in address for c in "\r\n\x00 "):
-        return False
-    if _ADDRESS_RE.match(address):
-        return True
+    return address_problem(address) is None
+
+
+def sendable(address: str) -> str:
+    """The form to put on the envelope and in headers: the domain as punycode (ASCII) when it is internationalised.
+
+    An address that is already ASCII or invalid is returned as given.
+    """
+    return address if address.isascii() else _punycode_domain(address)
+
+
+@lru_cache(maxsize=1024)
+def _punycode_domain(address: str) -> str:
     local, _, host = address.rpartition("@")
-    return bool(local) and host in _LOCAL_HOSTS and _ADDRESS_RE.match(local + "@x.io") is not None
+    try:
+        result = validate_email(address, check_deliverability=False, test_environment=True, allow_smtputf8=True)
+    except EmailNotValidError:
+        return address
+    ascii_domain = result.ascii_domain
+    return f"{local}@{ascii_domain}" if ascii_domain and host != ascii_domain else address
+
+
+def address_key(address: str) -> str:
+    """The identity of an address: lowercased, an internationalised domain in its punycode form.
+
+    ``user@Bücher.de`` and ``user@xn--bcher-kva.de`` are the same mailbox and get the same key.
+    """
+    return sendable(address.strip()).lower()
 
 
 def domain_of(address: str) -> str:
