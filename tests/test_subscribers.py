@@ -163,8 +163,9 @@ def test_invisible_characters_in_addresses_are_shown(tmp_path: Path) -> None:
     subs, stats = read(path)
     assert [s.email for s in subs] == ["n1@x.org"]
     assert stats.problems == [
-        "list.csv:3: 'n2@x.org\\x00' is not a valid email address; row skipped",
-        "list.csv:4: 'n3@x.org\\u200b' is not a valid email address; row skipped",
+        "list.csv:3: 'n2@x.org\\x00' is not a valid email address"
+        " (The part after the @-sign contains invalid characters: U+0000); row skipped",
+        "list.csv:4: 'n3@x.org\\u200b' is not a valid email address (The email address contains unsafe characters: ZERO WIDTH SPACE); row skipped",
     ]
 
 
