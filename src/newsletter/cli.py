@@ -405,5 +405,31 @@ def suppress_command(addresses: tuple[str, ...], folder: Path) -> None:
         click.echo(f"{address} was already suppressed")
 
 
+@main.group("dkim")
+def dkim_group() -> None:
+    """DKIM signing keys (see the README's Deliverability section)."""
+
+
+@dkim_group.command("keygen")
+@click.option("--selector", default="s1", show_default=True, help="The DKIM selector: the DNS name is <selector>._domainkey.<domain>.")
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the key [default: dkim/<selector>.pem in the folder].")
+@folder_option
+@user_errors
+def dkim_keygen_command(selector: str, key_file: Path | None, folder: Path) -> None:
+    """Write a new 2048-bit RSA key (mode 0600) and print the DNS TXT record to publish."""
+    from newsletter.mail.dkim import keygen, zone_line
+
+    made = keygen(folder, selector, key_file)
+    try:
+        shown = made.key_path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        shown = made.key_path
+    click.echo(f"wrote {made.key_path} (private: mode 0600; keep it out of version control and backups others can read)")
+    click.echo(f"\npublish this TXT record at {made.record_name}:\n\n{zone_line(made.selector, made.domain, made.record)}\n")
+    click.echo(f"value: {made.record}\n")
+    click.echo(f"then add to newsletter.yaml:\n\ndkim:\n  selector: {made.selector}\n  key_file: {shown}\n")
+    click.echo("and check it with: newsletter doctor")
+
+
 if __name__ == "__main__":
     main()

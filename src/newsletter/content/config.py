@@ -8,12 +8,13 @@ prompt (see ``senders.smtp``).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
 from newsletter.content.addresses import bounces_address_problem, is_valid_address
 from newsletter.errors import ConfigError, NewsletterError, Problem, ValidationError
-from newsletter.content.model import Config, SMTPSettings
+from newsletter.content.model import Config, DkimSettings, SMTPSettings
 from newsletter.fsutil import display_path
 from newsletter.content.yamlsource import YamlSource, read_yaml
 
@@ -75,8 +76,11 @@ SECURITY_MODES = ("none", "starttls", "ssl")
 DEFAULT_BOUNCE_THRESHOLD = 3.0
 _KNOWN_KEYS = {
     "name", "sender", "reply_to", "postal_address", "archive_url", "unsubscribe",
-    "list_id", "language", "topics", "research_types", "smtp", "send", "bounces",
+    "list_id", "language", "topics", "research_types", "smtp", "send", "bounces", "dkim",
 }
+DKIM_KEY_VARIABLE = "NEWSLETTER_DKIM_KEY"
+# A DKIM selector: dot-separated DNS labels (RFC 6376 section 3.1).
+SELECTOR_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
 
 
 def find_config(folder: Path) -> Path:
@@ -170,6 +174,7 @@ def check_config(folder: Path, env: Mapping[str, str] | None = None, *, lenient:
     if not isinstance(concurrency, int) or concurrency < 1:
         problems.append(src.problem(("send", "concurrency"), "send.concurrency must be a whole number of connections, 1 or more"))
         concurrency = 1
+    dkim = _dkim_settings(src, env, sender_email, problems)
     failed = any(p.is_error for p in problems)
     if failed and not lenient:
         return None, problems
@@ -200,6 +205,7 @@ def check_config(folder: Path, env: Mapping[str, str] | None = None, *, lenient:
             concurrency=concurrency,
             bounces_address=bounces_address,
             bounce_threshold=bounce_threshold,
+            dkim=dkim,
         ),
         problems,
     )
@@ -233,6 +239,43 @@ def _string_list(src: YamlSource, key: str, problems: list[Problem]) -> tuple[st
         problems.append(src.problem((key,), f"'{key}' must be a list of names"))
         return ()
     return tuple(v.strip() for v in value)
+
+
+def _dkim_settings(src: YamlSource, env: Mapping[str, str], sender_email: str | None, problems: list[Problem]) -> DkimSettings | None:
+    """``dkim:`` (selector, key_file, domain); the domain must align with From (DMARC relaxed alignment)."""
+    raw = src.data.get("dkim")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append(src.problem(("dkim",), "'dkim' must be a mapping (selector:, key_file:, domain:)"))
+        return None
+    for key in raw:
+        if key not in ("selector", "key_file", "domain"):
+            problems.append(src.problem(("dkim", key), f"unknown setting 'dkim.{key}'; known: selector, key_file, domain", at_key=True))
+    if "key" in raw or "private_key" in raw:
+        problems.append(src.problem(("dkim",), f"do not put the DKIM private key in newsletter.yaml; use dkim.key_file or {DKIM_KEY_VARIABLE}"))
+    selector = str(raw.get("selector") or "").strip()
+    if not re.fullmatch(SELECTOR_PATTERN, selector):
+        where = ("dkim", "selector") if "selector" in raw else ("dkim",)
+        problems.append(src.problem(where, "dkim.selector must be a DNS label such as s1 (run 'newsletter dkim keygen --selector s1')"))
+        return None
+    from_domain = (sender_email or "").rpartition("@")[2].lower()
+    domain = str(raw.get("domain") or from_domain).strip().lower().rstrip(".")
+    if from_domain and not (from_domain == domain or from_domain.endswith("." + domain)):
+        problems.append(src.problem(
+            ("dkim", "domain"),
+            f"dkim.domain '{domain}' does not align with the From domain '{from_domain}': DMARC needs the signing domain "
+            f"to be '{from_domain}' or a parent of it; remove dkim.domain to sign as {from_domain}",
+        ))
+        return None
+    key_file = raw.get("key_file")
+    if key_file is not None and not (isinstance(key_file, str) and key_file.strip()):
+        problems.append(src.problem(("dkim", "key_file"), "dkim.key_file must be the path of a PEM private key file"))
+        return None
+    if key_file is None and not env.get(DKIM_KEY_VARIABLE):
+        problems.append(src.problem(("dkim",), f"dkim needs a private key: set dkim.key_file, or the key in {DKIM_KEY_VARIABLE}"))
+        return None
+    return DkimSettings(selector=selector, domain=domain, key_file=key_file.strip() if key_file else None)
 
 
 def _smtp_settings(src: YamlSource, env: Mapping[str, str], problems: list[Problem]) -> SMTPSettings:

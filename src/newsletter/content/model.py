@@ -102,6 +102,15 @@ class SMTPSettings:
 
 
 @dataclass(frozen=True)
+class DkimSettings:
+    """DKIM signing: selector, signing domain and where the private key is (never the key itself)."""
+
+    selector: str
+    domain: str
+    key_file: str | None = None  # relative to the newsletter folder; None: NEWSLETTER_DKIM_KEY
+
+
+@dataclass(frozen=True)
 class Config:
     """The newsletter's settings from newsletter.yaml."""
 
@@ -123,6 +132,7 @@ class Config:
     concurrency: int = 1
     bounces_address: str | None = None  # VERP envelope senders bounces+<token>@domain when set
     bounce_threshold: float = 3.0  # bounce score (hard 1, soft 0.5, once a day) at which a reader becomes bounced
+    dkim: DkimSettings | None = None
 
     def issue_url(self, month: str) -> str:
         """The public archive page of one month ("view in browser")."""

@@ -37,6 +37,7 @@ from newsletter.delivery.ledger import Ledger, Row, RunLock, ledger_path, now, w
 from newsletter.content.load import display_path, load_issue, resolve_issue_path
 from newsletter.mail.headers import one_line
 from newsletter.content.model import MONTH_RE, Config
+from newsletter.mail.dkim import signer_for
 from newsletter.mail.personalise import Personaliser, random_secret
 from newsletter.mail.render import Renderer
 from newsletter.mail.verp import make_token, verp_address
@@ -285,6 +286,7 @@ def prepare(
     personaliser = Personaliser(
         Renderer(folder, config), loaded.issue, config, secret, subject_prefix=TEST_PREFIX if options.test else "", columns=columns,
     )
+    personaliser.signer = signer_for(config, folder, env)  # a bad key stops here, before anything leaves
     plan = Plan(
         folder=folder, options=options, config=config, month=month, subject=personaliser.subject,
         sender=sender, sender_name=sender_name, personaliser=personaliser, rate=rate,
@@ -293,6 +295,8 @@ def prepare(
     )
     if note:
         plan.notes.append(note)
+    if config.dkim:
+        plan.notes.append(f"DKIM: every copy signed as d={config.dkim.domain}, s={config.dkim.selector}")
     if options.test:
         plan.recipients = plan.to_send = len(options.test)
         return plan

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 
 from newsletter.content.addresses import domain_of
 from newsletter.errors import TemplateError
+from newsletter.mail.dkim import DkimSigner
 from newsletter.mail.headers import mailbox_value, one_line
 from newsletter.mail.message import build_message, list_unsubscribe, message_bytes
 from newsletter.content.model import Config, Issue
@@ -182,6 +183,8 @@ class Personaliser:
         self.secret = secret
         self.domain = domain_of(config.sender_email)
         self.base_url = config.unsubscribe_url  # None: only mailto, nothing per recipient in the link
+        # DKIM: set by the sender (send.prepare) when newsletter.yaml configures it; signs the finished pieces
+        self.signer: DkimSigner | None = None
         nonce = secrets.token_hex(6)
         self._greeting_token = f"nlslotgreeting{nonce}"
         self._url_token = f"nlslotunsubscribe{nonce}"
@@ -262,7 +265,7 @@ class Personaliser:
             if value is None:
                 value = values[part] = self._fill(part, address, name, greeting, url, message_id, date, fields, token)
             out.append(value)
-        return Personalised(message_id, b"".join(out))
+        return Personalised(message_id, self.signer.sign(out) if self.signer else b"".join(out))
 
     def _fill(
         self, slot: str, address: str, name: str | None, greeting: str, url: str | None,
