@@ -83,7 +83,7 @@ def test_yaml_syntax_error_is_shown_and_fixing_it_recovers(server: PreviewServer
 
     _replace(issue, 'subject: "Practice Research Notes', "subject: Notes: broken")
     errors = page.locator("#errors")
-    expect(errors).to_contain_text("issues/2026-10.yaml:2:15: error: YAML syntax error: mapping values are not allowed here", timeout=RELOAD_TIMEOUT_MS)
+    expect(errors).to_contain_text("issues/2026-10.yaml:2:15: error: a ': ' here would start a new field in the middle of a value", timeout=RELOAD_TIMEOUT_MS)
     expect(page.locator("iframe")).to_have_count(0)
     assert "version" in _state(server.url)  # the server still answers
 

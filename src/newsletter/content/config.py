@@ -130,6 +130,7 @@ def check_config(folder: Path, env: Mapping[str, str] | None = None, *, lenient:
         node: Any = data
         for k in key:
             node = node.get(k) if isinstance(node, dict) else None
+        node = src.as_text(key, node)  # `name: No` stays "No" (YAML 1.1 would say False)
         if node is None or (isinstance(node, str) and not node.strip()):
             if required:
                 problems.append(src.problem(key[:-1], f"missing required setting '{'.'.join(key)}'"))
@@ -235,6 +236,8 @@ def _string_list(src: YamlSource, key: str, problems: list[Problem]) -> tuple[st
     value = src.data.get(key)
     if value is None:
         return ()
+    if isinstance(value, list):
+        value = [src.as_text((key, i), v) for i, v in enumerate(value)]
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         problems.append(src.problem((key,), f"'{key}' must be a list of names"))
         return ()

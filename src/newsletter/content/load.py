@@ -17,13 +17,16 @@ from newsletter.errors import NewsletterError, Problem, ProblemList, ValidationE
 from newsletter.fsutil import display_path
 from newsletter.content.model import MONTH_RE, Article, Citation, Config, Issue, drafted_intro
 from newsletter.content.placeholders import find_placeholders, placeholder_message
-from newsletter.content.yamlsource import YamlSource, read_yaml
+from newsletter.content.yamlsource import YamlSource, parse_yaml_recovering, read_text
 
 ISSUES_DIR = "issues"
 MONTH_LIKE_RE = re.compile(r"^\d{4}-\d{1,2}$")
 DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
 DOI_PREFIX_RE = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
 LONG_SUMMARY_WORDS = 450
+# A field longer than this cannot belong in an email (Gmail clips at 102 KB); far longer ones made
+# premailer/lxml cut the HTML silently, footer and unsubscribe link included.
+MAX_FIELD_CHARS = 50_000
 
 ISSUE_KEYS = ("month", "subject", "preheader", "intro", "articles")
 ARTICLE_KEYS = ("title", "citation", "topics", "research_type", "summary", "practice_implications")
@@ -83,13 +86,28 @@ def check_issue(path: Path, config: Config, folder: Path | None = None, *, month
     """
     display = display_path(path, folder)
     try:
-        src = read_yaml(path, display)
+        text = read_text(path, display)
     except NewsletterError as exc:
-        return LoadedIssue(path, display, None, [Problem(display, exc.line, exc.column, exc.message + (f" ({exc.hint})" if exc.hint else ""))], None)
-    builder = _IssueBuilder(src, config, path, month_from, placeholders)
-    issue = builder.build()
-    problems = sorted(builder.problems, key=lambda p: (p.line or 0, p.column or 0))
+        return LoadedIssue(path, display, None, [_as_problem(exc, display)], None)
+    src, yaml_errors = parse_yaml_recovering(text, display)
+    problems = [_as_problem(exc, display) for exc in yaml_errors]
+    issue = None
+    if src is not None:
+        builder = _IssueBuilder(src, config, path, month_from, placeholders)
+        issue = builder.build()
+        if yaml_errors:
+            # the rest of the file was read with the bad lines left out: report what is wrong there,
+            # but not what the left-out lines would have held
+            issue = None
+            problems += [p for p in builder.problems if p.is_error and not p.message.startswith(("missing required", "an issue file must be"))]
+        else:
+            problems = builder.problems
+    problems = sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
     return LoadedIssue(path, display, issue, problems, src)
+
+
+def _as_problem(exc: NewsletterError, display: str) -> Problem:
+    return Problem(exc.path or display, exc.line, exc.column, exc.message + (f" ({exc.hint})" if exc.hint else ""))
 
 
 def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str | None:
@@ -143,7 +161,7 @@ class _IssueBuilder:
                 self.error(key + (name,), f"unknown field '{name}' in {what}{hint}", at_key=True)
 
     def text(self, mapping: dict, name: str, key: tuple[Any, ...], *, required: bool, one_line: bool = False) -> str | None:
-        value = mapping.get(name)
+        value = self.src.as_text(key + (name,), mapping.get(name))  # `title: No` stays "No", not False
         if value is None or (isinstance(value, str) and not value.strip()):
             if required:
                 self.error(key, f"missing required field '{name}'")
@@ -152,6 +170,13 @@ class _IssueBuilder:
             self.error(key + (name,), f"'{name}' must be text, not a {'list' if isinstance(value, list) else 'mapping'}")
             return None
         text = str(value).strip()
+        if len(text) > MAX_FIELD_CHARS:
+            self.error(
+                key + (name,),
+                f"'{name}' is {len(text):,} characters long; the limit is {MAX_FIELD_CHARS:,} "
+                "(an email over 102 KB is clipped by Gmail, hiding the footer and the unsubscribe link)",
+            )
+            return None
         if one_line and ("\n" in text or "\r" in text):
             self.error(key + (name,), f"'{name}' must be a single line")
             return None
@@ -254,14 +279,14 @@ class _IssueBuilder:
         if raw is None or raw == []:
             self.warn(key, f"'{label}' has no topics; it will not appear on any topic page (add topics: [...])")
             return ()
-        if isinstance(raw, str):
-            raw = [raw]
+        if not isinstance(raw, (list, dict)):
+            raw = [self.src.as_text(key + ("topics",), raw)]
         if not isinstance(raw, list):
             self.error(key + ("topics",), "'topics' must be a list, e.g. topics: [Empathy, Therapist Factors]")
             return ()
         topics: list[str] = []
         for j, topic in enumerate(raw):
-            name = str(topic).strip()
+            name = str(self.src.as_text(key + ("topics", j), topic)).strip()
             if name in self.config.topics:
                 if name not in topics:
                     topics.append(name)
@@ -297,17 +322,17 @@ class _IssueBuilder:
             else:
                 self.error(key + ("year",), f"year must be a four-digit year, not '{year}'")
         for name in ("title", "journal", "volume", "issue", "pages", "status"):
-            value = raw.get(name)
+            value = self.text(raw, name, key, required=False)
             if value is not None:
-                fields[name] = str(value).strip()
-        doi = raw.get("doi")
+                fields[name] = value
+        doi = self.src.as_text(key + ("doi",), raw.get("doi"))
         if doi is not None:
             normal = normalise_doi(str(doi))
             if DOI_RE.match(normal):
                 fields["doi"] = normal
             else:
                 self.error(key + ("doi",), f"malformed DOI '{doi}'; a DOI looks like 10.1037/pst0000123 (prefix 10., a registrant number, a slash, a suffix)")
-        url = raw.get("url")
+        url = self.src.as_text(key + ("url",), raw.get("url"))
         if url is not None:
             url = str(url).strip()
             if re.match(r"^https?://\S+$", url):

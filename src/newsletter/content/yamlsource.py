@@ -1,12 +1,25 @@
-"""Read YAML keeping the line and column of every value.
+"""Read YAML keeping the line and column of every value, in plain words when it goes wrong.
 
 PyYAML's composed node tree knows where each node starts; we construct the
 plain Python data as usual and record ``path -> (line, column)`` beside it, so
 validators can point at the exact spot without the model carrying positions.
+
+Hostile or mistaken input is stopped at the node tree, before anything walks
+it: an alias (``*name``) is refused, since nine nested aliases expand to
+hundreds of millions of values (an "alias bomb"), and nesting deeper than
+``MAX_DEPTH`` is refused with its line.  YAML 1.1 turns plain ``No`` into
+False and ``010`` into 8; each such plain scalar's text is kept as typed
+(``YamlSource.typed``) so text fields read exactly what the author wrote.
+
+PyYAML's syntax errors ("expected <block end>, but found '<scalar>'") are
+rewritten as sentences about tabs, indentation and quoting, at the line the
+author wrote; ``parse_yaml_recovering`` blanks a bad line and parses again so
+one mistake does not hide the file's other problems.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,8 +27,14 @@ from typing import Any
 import yaml
 
 from newsletter.errors import NewsletterError, Problem
+from newsletter.fsutil import utf16_name
 
 Key = tuple[Any, ...]
+MAX_DEPTH = 32  # an issue file needs 5 levels (articles, article, citation, authors, name)
+MAX_FILE_BYTES = 5 * 1024 * 1024  # a month of articles is ~20 KB; Gmail clips an email at 102 KB
+_STR_TAG = "tag:yaml.org,2002:str"
+_NULL_TAG = "tag:yaml.org,2002:null"
+QUOTING_HINT = "put the text in double quotes to keep it exactly as written"
 
 
 @dataclass
@@ -26,6 +45,8 @@ class YamlSource:
     data: Any
     positions: dict[Key, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[Key, tuple[int, int]] = field(default_factory=dict)
+    # plain scalars YAML 1.1 read as something other than text (No -> False, 010 -> 8): what was typed
+    typed: dict[Key, str] = field(default_factory=dict)
 
     def where(self, *key: Any) -> tuple[int | None, int | None]:
         """Position of the value at ``key``, falling back to its nearest parent."""
@@ -45,24 +66,55 @@ class YamlSource:
         line, col = self.key_where(*key) if at_key else self.where(*key)
         return Problem(self.path, line, col, message, severity)
 
+    def as_text(self, key: Key, value: Any) -> Any:
+        """``value`` as the author typed it when YAML read a plain scalar as a boolean, number or date."""
+        return self.typed.get(tuple(key), value)
 
-def _record(node: yaml.Node, key: Key, src: YamlSource) -> None:
-    src.positions[key] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        for k_node, v_node in node.value:
-            name = k_node.value
-            here = (k_node.start_mark.line + 1, k_node.start_mark.column + 1)
-            if key + (name,) in src.key_positions:
-                # YAML requires unique keys; PyYAML would silently keep the last value and lose the first
-                raise NewsletterError(
-                    f"'{name}' appears twice here (first on line {src.key_positions[key + (name,)][0]}); the second would silently replace the first",
-                    path=src.path, line=here[0], column=here[1], hint="merge the two or rename one",
-                )
-            src.key_positions[key + (name,)] = here
-            _record(v_node, key + (name,), src)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _record(item, key + (i,), src)
+
+def _record(root: yaml.Node, src: YamlSource) -> None:
+    """Fill positions (and typed text) for every node; refuse aliases, repeated keys and deep nesting.
+
+    Iterative, so a deep file cannot exhaust Python's stack, and each node is
+    visited once, so an alias is seen (as a node met twice) before anything expands it.
+    """
+    seen: dict[int, Key] = {}
+    stack: list[tuple[yaml.Node, Key, tuple[int, int]]] = [(root, (), (root.start_mark.line + 1, root.start_mark.column + 1))]
+    while stack:
+        node, key, used_at = stack.pop()
+        here = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if id(node) in seen:
+            raise NewsletterError(
+                f"an alias (*name) repeats the value from line {here[0]}; aliases are not allowed in newsletter files",
+                path=src.path, line=used_at[0], column=used_at[1], hint="write the value out in full where it is needed",
+            )
+        seen[id(node)] = key
+        if len(key) > MAX_DEPTH:
+            raise _too_deep(src.path, *here)
+        src.positions[key] = here
+        if isinstance(node, yaml.ScalarNode):
+            if not node.style and node.tag not in (_STR_TAG, _NULL_TAG):
+                src.typed[key] = node.value
+        elif isinstance(node, yaml.MappingNode):
+            for k_node, v_node in reversed(node.value):
+                if not isinstance(k_node, yaml.ScalarNode):
+                    raise NewsletterError(
+                        "a field name must be plain text, not a list or mapping", path=src.path,
+                        line=k_node.start_mark.line + 1, column=k_node.start_mark.column + 1, hint="check the brackets and the '?' on this line",
+                    )
+                name = k_node.value
+                at = (k_node.start_mark.line + 1, k_node.start_mark.column + 1)
+                if key + (name,) in src.key_positions:
+                    # YAML requires unique keys; PyYAML would silently keep the last value and lose the first
+                    first, second = sorted((src.key_positions[key + (name,)], at))
+                    raise NewsletterError(
+                        f"'{name}' appears twice here (first on line {first[0]}); the second would silently replace the first",
+                        path=src.path, line=second[0], column=second[1], hint="merge the two or rename one",
+                    )
+                src.key_positions[key + (name,)] = at
+                stack.append((v_node, key + (name,), at))
+        elif isinstance(node, yaml.SequenceNode):
+            for i in range(len(node.value) - 1, -1, -1):
+                stack.append((node.value[i], key + (i,), here))  # an alias item shares its anchor's mark: name the list
 
 
 # libyaml's parser is several times faster; its error messages differ from
@@ -71,58 +123,220 @@ _FAST_LOADER = getattr(yaml, "CSafeLoader", None)
 
 
 def parse_yaml(text: str, path: str) -> YamlSource:
-    """Parse YAML text; a syntax error becomes a NewsletterError at its mark."""
+    """Parse YAML text; a syntax error, an alias or deep nesting becomes a NewsletterError at its line."""
+    node = _compose(text, path)
+    src = YamlSource(path=path, data=None)
+    if node is None:
+        return src
+    _record(node, src)  # before constructing: an alias bomb must not be expanded
+    try:
+        src.data = _Constructor().construct_document(node)
+    except yaml.MarkedYAMLError as exc:  # an unknown !!tag, bad !!binary
+        raise _syntax_error(exc, path, text) from None
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # an explicit !!int abc
+        raise NewsletterError(f"a value cannot be read: {exc}", path=path, hint=QUOTING_HINT) from None
+    return src
+
+
+class _Constructor(yaml.constructor.SafeConstructor):
+    """SafeConstructor that leaves dates as the text typed: nothing here wants a date object, and 2026-02-30 would crash."""
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", yaml.constructor.SafeConstructor.construct_yaml_str)
+
+
+def _compose(text: str, path: str) -> yaml.Node | None:
     if _FAST_LOADER is not None:
         fast = _FAST_LOADER(text)
         try:
-            node = fast.get_single_node()
-            data = fast.construct_document(node) if node is not None else None
-        except yaml.YAMLError:
-            pass
-        else:
-            src = YamlSource(path=path, data=data)
-            if node is not None:
-                _record(node, (), src)
-            return src
+            return fast.get_single_node()
+        except yaml.YAMLError as exc:
+            if "nesting depth" in str(exc):  # libyaml stops at 1,000 levels, where PyYAML would recurse and crash
+                raise _too_deep(path, *_too_deep_at(text)) from None
         finally:
             fast.dispose()
     loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        return loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        col = mark.column + 1 if mark else None
-        what = exc.problem or str(exc)
-        if exc.context:
-            what = f"{exc.context}, {what}"
-        raise NewsletterError(
-            f"YAML syntax error: {what}",
-            path=path,
-            line=line,
-            column=col,
-            hint="check indentation and quoting on this line and the one above; quote text containing ': ' or starting with a special character",
-        ) from None
+        raise _syntax_error(exc, path, text) from None
     except yaml.YAMLError as exc:
         raise NewsletterError(f"YAML error: {exc}", path=path) from None
+    except RecursionError:  # PyYAML's composer recurses per level; libyaml found a syntax error further on
+        line, column = _too_deep_at(text)
+        raise _too_deep(path, line, column) from None
     finally:
         loader.dispose()
-    src = YamlSource(path=path, data=data)
-    if node is not None:
-        _record(node, (), src)
-    return src
+
+
+def _too_deep(path: str, line: int | None, column: int | None) -> NewsletterError:
+    return NewsletterError(
+        f"the YAML nests more than {MAX_DEPTH} levels deep here; a newsletter file needs a handful",
+        path=path, line=line, column=column, hint="check the indentation and the brackets from this line on",
+    )
+
+
+def _too_deep_at(text: str) -> tuple[int | None, int | None]:
+    """Where nesting first passes MAX_DEPTH, from PyYAML's parser events (a state machine: no recursion)."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return event.start_mark.line + 1, event.start_mark.column + 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        if exc.problem_mark is not None:
+            return exc.problem_mark.line + 1, exc.problem_mark.column + 1
+    except yaml.YAMLError:
+        pass
+    return None, None
+
+
+class YamlSyntaxError(NewsletterError):
+    """A syntax error; ``lines`` is the span (first, last) the mistake covers, for recovery."""
+
+    lines: tuple[int, int] | None = None
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, path: str, text: str) -> NewsletterError:
+    """PyYAML's complaint as a sentence, at the line the author wrote, with the span of lines it covers."""
+    error = _syntax_message(exc, path, text)
+    mark, ctx = exc.problem_mark, exc.context_mark
+    if mark is not None:
+        # an unclosed bracket or quote, or a line that is no key, runs from where it began to where it was noticed
+        spans = ctx is not None and ("flow" in (exc.context or "") or "simple key" in (exc.context or "") or "quoted" in (exc.context or ""))
+        first = ctx.line + 1 if spans and ctx is not None and ctx.line <= mark.line else mark.line + 1
+        error.lines = (first, mark.line + 1)
+    return error
+
+
+def _syntax_message(exc: yaml.MarkedYAMLError, path: str, text: str) -> YamlSyntaxError:
+    problem = exc.problem or ""
+    context = exc.context or ""
+    mark, ctx = exc.problem_mark, exc.context_mark
+    line = mark.line + 1 if mark else None
+    column = mark.column + 1 if mark else None
+    hint = "check indentation and quoting on this line and the one above; quote text containing ': ' or starting with a special character"
+    if "'\\t'" in problem or "\t" in problem:
+        tab_line = _line_text(text, line)
+        return YamlSyntaxError(
+            "tabs are not allowed for indentation; use spaces",
+            path=path, line=line, column=(tab_line.index("\t") + 1) if "\t" in tab_line else column,
+            hint="replace the tab at the start of this line with spaces (most editors have a 'convert tabs to spaces' setting)",
+        )
+    if "could not find expected ':'" in problem and ctx is not None:
+        # the parser reads on to the next line before giving up; the mistake is where the 'key' began
+        return YamlSyntaxError(
+            "this line is indented less than the text above it, so it is not part of that text, "
+            "and it is not a 'field: value' line either",
+            path=path, line=ctx.line + 1, column=ctx.column + 1,
+            hint="indent it as far as the text above (a blank line between paragraphs is fine), or add the missing ':' after the field name",
+        )
+    found = re.search(r"expected <block end>, but found '?([^']*)'?", problem)
+    if found and ctx is not None and mark is not None:
+        what = "list items" if "collection" in context or "sequence" in context else "fields"
+        return YamlSyntaxError(
+            f"wrong indentation: this line starts at column {mark.column + 1}, but the {what} it belongs with "
+            f"start at column {ctx.column + 1} (line {ctx.line + 1})",
+            path=path, line=line, column=column,
+            hint=f"line it up with them at column {ctx.column + 1}, or, if it continues the text above, indent it as far as that text",
+        )
+    if ctx is not None and ("flow sequence" in context or "flow mapping" in context):
+        opener = "[" if "sequence" in context else "{"
+        closer = "]" if opener == "[" else "}"
+        return YamlSyntaxError(
+            f"the '{opener}' here is not closed by a '{closer}' before line {line}",
+            path=path, line=ctx.line + 1, column=ctx.column + 1,
+            hint=f"add the missing '{closer}', or put the value in double quotes if the '{opener}' is part of the text",
+        )
+    if ctx is not None and "quoted scalar" in context:
+        return YamlSyntaxError(
+            "the quote that starts here is never closed",
+            path=path, line=ctx.line + 1, column=ctx.column + 1,
+            hint="add the closing quote; inside double quotes write \\\" for a quote character",
+        )
+    if "mapping values are not allowed" in problem:
+        return YamlSyntaxError(
+            "a ': ' here would start a new field in the middle of a value",
+            path=path, line=line, column=column,
+            hint="put the whole text in double quotes if it contains ': ', or check this line's indentation against the line above",
+        )
+    what = f"{context}, {problem}" if context else (problem or str(exc))
+    return YamlSyntaxError(f"YAML syntax error: {what}", path=path, line=line, column=column, hint=hint)
+
+
+def _line_text(text: str, line: int | None) -> str:
+    lines = text.splitlines()
+    return lines[line - 1] if line and 0 < line <= len(lines) else ""
+
+
+MAX_RECOVERIES = 10
+
+
+def parse_yaml_recovering(text: str, path: str) -> tuple[YamlSource | None, list[NewsletterError]]:
+    """Parse, and on a syntax error blank the bad line and try again, collecting each error.
+
+    Returns what could be read (None if nothing) and the errors in line order.
+    An error on the line right after one already blanked is usually the same
+    mistake (a paragraph indented too little), so it is blanked without a
+    second message.  Aliases and deep nesting are not recovered from.
+    """
+    errors: list[NewsletterError] = []
+    blanked: set[int] = set()
+    lines = text.split("\n")
+    for _ in range(MAX_RECOVERIES + 1):
+        try:
+            src = parse_yaml("\n".join(lines), path)
+        except NewsletterError as exc:
+            span = getattr(exc, "lines", None) or ((exc.line, exc.line) if exc.line is not None else None)
+            if span is None or span[1] > len(lines) or all(n in blanked for n in range(span[0], span[1] + 1)):
+                return None, _first_of_each(errors + [exc])
+            if span[0] - 1 not in blanked:
+                errors.append(exc)
+            for n in range(span[0], span[1] + 1):
+                blanked.add(n)
+                lines[n - 1] = ""
+            continue
+        return src, errors
+    return None, errors
+
+
+def _first_of_each(errors: list[NewsletterError]) -> list[NewsletterError]:
+    kept: list[NewsletterError] = []
+    for error in errors:
+        if not any((e.line, e.message) == (error.line, error.message) for e in kept):
+            kept.append(error)
+    return kept
+
+
+def read_text(path: Path, display: str | None = None) -> str:
+    """A YAML file's text, with errors that name the file (missing, unreadable, not UTF-8, too big)."""
+    name = display or str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NewsletterError("file not found", path=name, hint="check the path, or create it with `newsletter new YYYY-MM`") from None
+    except OSError as exc:
+        raise NewsletterError(f"cannot read: {exc.strerror}", path=name) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise NewsletterError(
+            f"the file is {len(data) / 1024 / 1024:.1f} MB; a newsletter file over {MAX_FILE_BYTES // 1024 // 1024} MB cannot be right",
+            path=name, hint="check that this is the right file",
+        )
+    if utf16_name(data):
+        raise NewsletterError("the file is UTF-16 text: save it as UTF-8", path=name, line=1, hint="choose UTF-8 in your editor's 'Save as' encoding")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise NewsletterError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=name, line=line, hint="save the file as UTF-8") from None
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def read_yaml(path: Path, display: str | None = None) -> YamlSource:
     """Read and parse a YAML file, with errors that name the file."""
     name = display or str(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise NewsletterError("file not found", path=name, hint="check the path, or create it with `newsletter new YYYY-MM`") from None
-    except UnicodeDecodeError as exc:
-        raise NewsletterError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=name, hint="save the file as UTF-8") from None
-    except OSError as exc:
-        raise NewsletterError(f"cannot read: {exc.strerror}", path=name) from None
-    return parse_yaml(text, name)
+    return parse_yaml(read_text(path, name), name)

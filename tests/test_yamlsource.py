@@ -1,0 +1,147 @@
+"""YAML as authors and attackers write it: aliases, deep nesting, YAML 1.1 retyping, errors in plain words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter.content.config import check_config
+from newsletter.content.load import check_issue
+from newsletter.content.yamlsource import parse_yaml
+from newsletter.errors import NewsletterError
+from newsletter.content.config import load_config
+
+ARTICLE = """\
+  - title: {title}
+    topics: [Empathy]
+    summary: |
+      First paragraph of the summary.
+
+      Second paragraph.
+    practice_implications: Do this.
+"""
+
+
+def issue_text(*titles: str) -> str:
+    return "month: 2021-07\nintro: Hello.\narticles:\n" + "".join(ARTICLE.format(title=t) for t in titles)
+
+
+def problems_of(folder: Path, text: str) -> list[str]:
+    path = folder / "issues" / "2021-07.yaml"
+    path.write_text(text, encoding="utf-8")
+    return [str(p) for p in check_issue(path, load_config(folder), folder).problems]
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(NewsletterError) as info:
+        parse_yaml(text, "f.yaml")
+    return str(info.value)
+
+
+def alias_bomb(levels: int) -> str:
+    names = "abcdefghijklmnop"
+    text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    for i in range(1, levels):
+        text += f"{names[i]}: &{names[i]} [" + ",".join([f"*{names[i - 1]}"] * 9) + "]\n"
+    return text
+
+
+def test_aliases_are_refused_at_the_line_that_uses_them() -> None:
+    assert error_of("title: &t Hello\nsubject: *t\n").startswith(
+        "f.yaml:2:1: an alias (*name) repeats the value from line 1; aliases are not allowed in newsletter files"
+    )
+    assert error_of("a: &x {c: 1}\nb:\n  <<: *x\n").startswith("f.yaml:3:3: an alias (*name)")
+
+
+def test_an_alias_bomb_is_refused_before_it_expands() -> None:
+    # nine levels: 387 million strings (6.7 GB, past 120 s) before the fix
+    assert error_of(alias_bomb(9)).startswith("f.yaml:2:4: an alias (*name) repeats the value from line 1")
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("a: " + "[" * 1000 + "]" * 1000 + "\n", "f.yaml:1:35:"),
+        ("a: " + "[" * 1000 + "]" * 999 + "\n", "f.yaml:1:35:"),
+        ("".join("  " * i + "- \n" for i in range(1000)), "f.yaml:33:65:"),
+        ("".join("  " * i + "-\n" for i in range(500)) + "x: [\n", "f.yaml:33:65:"),
+    ],
+)
+def test_deep_nesting_is_refused_with_its_line(text: str, where: str) -> None:
+    assert error_of(text).startswith(f"{where} the YAML nests more than 32 levels deep here; a newsletter file needs a handful")
+
+
+def test_text_fields_keep_what_the_author_typed(folder: Path) -> None:
+    text = issue_text("No").replace("First paragraph of the summary.\n\n      Second paragraph.", "x").replace(
+        "    summary: |\n      x\n", "    summary: yes\n"
+    ).replace("    topics: [Empathy]\n", "    topics: [Empathy]\n    citation:\n      text: Doe, J. (2020). On.\n      volume: 010\n      pages: 1.10\n")
+    path = folder / "issues" / "2021-07.yaml"
+    path.write_text(text, encoding="utf-8")
+    loaded = check_issue(path, load_config(folder), folder)
+    assert [str(p) for p in loaded.errors] == []
+    (article,) = loaded.issue.articles
+    assert (article.title, article.summary) == ("No", "yes")
+    assert (article.citation.volume, article.citation.pages) == ("010", "1.10")
+
+
+def test_config_text_keeps_what_was_typed(folder: Path) -> None:
+    config = folder / "newsletter.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("name: Practice Research Notes\n", "name: Yes\n", 1), encoding="utf-8")
+    loaded, problems = check_config(folder, {})
+    assert [p for p in problems if p.is_error] == [] and loaded.name == "Yes"
+
+
+def test_a_tab_is_named_in_plain_words(folder: Path) -> None:
+    text = issue_text("One").replace("    topics: [Empathy]", "\ttopics: [Empathy]")
+    assert problems_of(folder, text)[0] == (
+        "issues/2021-07.yaml:5:1: error: tabs are not allowed for indentation; use spaces "
+        "(replace the tab at the start of this line with spaces (most editors have a 'convert tabs to spaces' setting))"
+    )
+
+
+def test_an_under_indented_paragraph_is_reported_where_it_was_written(folder: Path) -> None:
+    # issue 14: a paragraph indented too little at line 28 was reported at 32:5
+    text = issue_text("One").replace(
+        "      Second paragraph.\n",
+        "    A second paragraph written\n    one level too far left,\n    over several lines\n    until it ends.\n",
+    )
+    assert problems_of(folder, text) == [
+        "issues/2021-07.yaml:9:5: error: this line is indented less than the text above it, so it is not part of that text, "
+        "and it is not a 'field: value' line either (indent it as far as the text above (a blank line between paragraphs is fine), "
+        "or add the missing ':' after the field name)"
+    ]
+
+
+def test_block_end_becomes_a_sentence_about_indentation() -> None:
+    text = "articles:\n  - title: x\n   summary: y\n"
+    assert error_of(text) == (
+        "f.yaml:3:4: wrong indentation: this line starts at column 4, but the list items it belongs with start at column 3 (line 2)"
+        "\n  hint: line it up with them at column 3, or, if it continues the text above, indent it as far as that text"
+    )
+    text = "articles:\n  - title: x\n    summary: >\n      One.\n     Two.\n"
+    assert error_of(text).startswith(
+        "f.yaml:5:6: wrong indentation: this line starts at column 6, but the fields it belongs with start at column 5 (line 2)"
+    )
+
+
+def test_a_colon_in_text_says_to_quote() -> None:
+    assert error_of("intro: Note: this\n").startswith("f.yaml:1:12: a ': ' here would start a new field in the middle of a value")
+
+
+def test_a_yaml_error_does_not_hide_the_other_problems(folder: Path) -> None:
+    text = issue_text("One", "Two").replace("    topics: [Empathy]", "\ttopics: [Empathy]", 1)
+    text = text.replace("  - title: Two\n    topics: [Empathy]", "  - title: Two\n    topics: [Empaty]\n    colour: blue")
+    assert problems_of(folder, text) == [
+        "issues/2021-07.yaml:5:1: error: tabs are not allowed for indentation; use spaces "
+        "(replace the tab at the start of this line with spaces (most editors have a 'convert tabs to spaces' setting))",
+        "issues/2021-07.yaml:12:14: error: unknown topic 'Empaty'; did you mean 'Empathy'?",
+        "issues/2021-07.yaml:13:5: error: unknown field 'colour' in article 2; allowed: title, citation, topics, research_type, summary, practice_implications",
+    ]
+
+
+def test_a_utf16_issue_file_says_save_as_utf8(folder: Path) -> None:
+    path = folder / "issues" / "2021-07.yaml"
+    path.write_bytes(issue_text("One").encode("utf-16"))
+    (message,) = [str(p) for p in check_issue(path, load_config(folder), folder).problems]
+    assert message.startswith("issues/2021-07.yaml:1: error: the file is UTF-16 text: save it as UTF-8")
