@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def test_merge_adds_new_and_drops_untried_leavers(tmp_path: Path) -> None:
 def test_run_lock_excludes_a_second_run(tmp_path: Path) -> None:
     record = tmp_path / "sends" / "2026-11.sqlite"
     with RunLock(record):
-        with pytest.raises(NewsletterError, match="another `newsletter send` of this issue is running"):
+        with pytest.raises(NewsletterError, match=rf"another send of 2026-11 is running \(pid {os.getpid()}\)"):
             RunLock(record)
     RunLock(record).release()
 

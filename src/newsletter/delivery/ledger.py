@@ -168,24 +168,51 @@ def _load(path: Path, subscribers: Iterable[Subscriber], meta: dict[str, str]) -
 
 
 class RunLock:
-    """An exclusive lock on one issue's sending (sends/YYYY-MM.lock) so two runs never overlap."""
+    """An exclusive lock on one issue's sending (sends/YYYY-MM.lock) so two runs never overlap.
+
+    ``newsletter send`` takes it before it reads the send record and holds it to the end, across
+    the confirmation prompt: what the run decided (resume, or a new record with --force) cannot
+    be undone by another run finishing in between.  The holder's pid is written into the file
+    for the message a second run gets.  The lock is flock(2): it goes when the process does.
+    """
 
     def __init__(self, record: Path) -> None:
         import fcntl
 
-        record.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(record.with_suffix(".lock"), "a+")
+        path = record.with_suffix(".lock")
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "a+", encoding="ascii")
+        except OSError as exc:
+            raise NewsletterError(
+                f"cannot lock the send record: {exc.strerror or exc}", path=str(path.parent if not path.parent.is_dir() else path),
+                hint="the sends/ folder must be writable (check its permissions and free disk space)",
+            ) from None
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            self._file.seek(0)
+            holder = self._file.read(20).strip()
             self._file.close()
             raise NewsletterError(
-                "another `newsletter send` of this issue is running", path=str(record),
-                hint="wait for it to finish (or stop it); two runs at once could send twice",
+                f"another send of {record.stem} is running (pid {holder if holder.isdigit() else 'unknown'})", path=str(path),
+                hint="wait for it to finish (or stop it), then run this command again; two runs at once could send twice",
             ) from None
+        try:
+            self._file.truncate(0)
+            self._file.write(f"{os.getpid()}\n")
+            self._file.flush()
+        except OSError:
+            pass  # only the message of a second run loses the pid
 
     def release(self) -> None:
-        self._file.close()
+        """Let another run go ahead (idempotent)."""
+        if not self._file.closed:
+            try:
+                self._file.truncate(0)
+            except OSError:
+                pass
+            self._file.close()
 
     def __enter__(self) -> "RunLock":
         return self

@@ -36,7 +36,7 @@ from newsletter.errors import NewsletterError, SendError, ValidationError
 from newsletter.delivery.ledger import Ledger, Row, RunLock, ledger_path, now, write_new
 from newsletter.content.load import display_path, load_issue, resolve_issue_path
 from newsletter.mail.headers import one_line
-from newsletter.content.model import MONTH_RE, Config
+from newsletter.content.model import MONTH_RE, Config, Issue
 from newsletter.mail.dkim import signer_for
 from newsletter.mail.personalise import Personaliser, random_secret
 from newsletter.mail.render import Renderer
@@ -105,6 +105,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     counts_before: dict[str, int] = field(default_factory=dict)
     recovered: int = 0  # rows a crashed run left in flight, now uncertain
+    lock: RunLock | None = None  # held from planning to the end of execute() (or discard())
 
     def summary(self) -> list[str]:
         """The lines shown before asking for confirmation."""
@@ -150,7 +151,17 @@ class Plan:
         return verp_address(bounces, make_token(self.personaliser.secret, self.month, row_id, address))
 
     def discard(self) -> None:
-        """The user said no: remove the staged record."""
+        """The user said no: remove the staged record and let other runs go ahead."""
+        self._remove_staged()
+        self.release()
+
+    def release(self) -> None:
+        """Give up the run lock (execute() does this when it is done)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def _remove_staged(self) -> None:
         if self.staged is not None:
             shutil.rmtree(self.staged.parent, ignore_errors=True)
             self.staged = None
@@ -266,6 +277,26 @@ def prepare(
     loaded = load_issue(resolve_issue_path(folder, options.issue), config, folder)
     assert loaded.issue is not None
     month = loaded.issue.month
+    # Taken before anything reads the send record or the list, and held to the end of execute():
+    # a run waiting at the prompt must not find its decisions (resume or --force) made stale
+    # by another run that finished meanwhile.  Test copies touch no record and need no lock.
+    lock = None if options.test else RunLock(ledger_path(folder, month))
+    try:
+        plan = _plan(folder, options, env, secret_prompt, config, loaded.issue, month)
+        plan.lock = lock
+        if not options.test:
+            _plan_list(plan)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return plan
+
+
+def _plan(
+    folder: Path, options: SendOptions, env: Mapping[str, str], secret_prompt: Callable[[], str] | None,
+    config: Config, issue: Issue, month: str,
+) -> Plan:
     sender_name = options.sender or config.sender or "maildir"
     sender = load_sender(sender_name, config, folder, env)
     if options.test:
@@ -284,7 +315,7 @@ def prepare(
     # the list's columns are the templates' merge fields; test copies (no list) show [column] placeholders
     columns = None if options.test or options.to is None else merge_columns(options.to, display_path(options.to, folder))
     personaliser = Personaliser(
-        Renderer(folder, config), loaded.issue, config, secret, subject_prefix=TEST_PREFIX if options.test else "", columns=columns,
+        Renderer(folder, config), issue, config, secret, subject_prefix=TEST_PREFIX if options.test else "", columns=columns,
     )
     personaliser.signer = signer_for(config, folder, env)  # a bad key stops here, before anything leaves
     plan = Plan(
@@ -299,8 +330,6 @@ def prepare(
         plan.notes.append(f"DKIM: every copy signed as d={config.dkim.domain}, s={config.dkim.selector}")
     if options.test:
         plan.recipients = plan.to_send = len(options.test)
-        return plan
-    _plan_list(plan)
     return plan
 
 
@@ -308,7 +337,7 @@ def _plan_list(plan: Plan) -> None:
     options, folder = plan.options, plan.folder
     assert options.to is not None
     if plan.record.exists():
-        with RunLock(plan.record), Ledger(plan.record) as ledger:
+        with Ledger(plan.record) as ledger:  # under the run lock, taken by prepare()
             plan.recovered = ledger.recovered
             counts = ledger.counts()
             finished = ledger.is_finished()
@@ -602,11 +631,14 @@ def execute(plan: Plan, progress: Progress | None = None) -> SendReport:
     report.notes = [n for n in plan.notes if n.startswith("note:")]
     if plan.options.test:
         return _send_tests(plan, report)
-    if plan.options.dry_run:
-        return _dry_run(plan, report)
-    assert plan.staged is not None
-    with RunLock(plan.record):
+    try:
+        if plan.lock is None:  # what it planned (resume, or a new record) may be stale by now
+            raise SendError(f"this plan for {plan.month} was discarded or already run", hint="prepare the send again")
+        if plan.options.dry_run:
+            return _dry_run(plan, report)
         return _execute_locked(plan, report, progress)
+    finally:
+        plan.release()
 
 
 def _execute_locked(plan: Plan, report: SendReport, progress: Progress | None) -> SendReport:
@@ -617,13 +649,15 @@ def _execute_locked(plan: Plan, report: SendReport, progress: Progress | None) -
             added, removed = ledger.merge(subscribers)
         if added or removed:
             report.notes.append(f"the list changed since the last run: {added} added, {removed} no longer in it (not sent to)")
-        plan.discard()
+        plan._remove_staged()
     else:
         if plan.record.exists():  # --force on a finished issue: keep the old record beside
+            if not plan.options.force:  # cannot happen under the lock; never replace a record silently
+                raise SendError(f"{plan.month} has a send record that this run did not plan for", path=display_path(plan.record, plan.folder), hint="run the same command again")
             stamp = now().replace(":", "")
             os.replace(plan.record, plan.record.with_name(f"{plan.month}.{stamp}.sqlite"))
         os.replace(plan.staged, plan.record)
-        plan.discard()
+        plan._remove_staged()
     ledger = Ledger(plan.record)
     try:
         recovered = plan.recovered + ledger.recovered
@@ -734,7 +768,7 @@ def _dry_run(plan: Plan, report: SendReport) -> SendReport:
                 plan.personaliser.personalise(row.address, row.name, fields=row.fields)
                 count += 1
     finally:
-        plan.discard()
+        plan._remove_staged()
     if count:
         report.per_message_us = (time.perf_counter() - started) / count * 1e6
     report.this_run = {"would send": count}

@@ -1,0 +1,173 @@
+"""Issue 10, the send side: real `newsletter send` processes against a real SMTP server (aiosmtpd),
+counting what the server received.  Overlapping runs, broken servers after the data, kill -9."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from process_support import restore_ctrl_c
+from send_support import Server, people, write_list
+
+MONTH = "2026-11"
+
+
+def send_args(folder: Path, csv: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "newsletter", "send", MONTH, "--to", str(csv), "--sender", "smtp", "--folder", str(folder), *extra]
+
+
+def run_send(folder: Path, csv: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(send_args(folder, csv, *extra), env={**os.environ, **env}, capture_output=True, text=True, timeout=120, preexec_fn=restore_ctrl_c)
+
+
+class Terminal:
+    """A `newsletter send` on a pseudo-terminal, so it asks for confirmation as it does for a person."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        master, slave = pty.openpty()
+        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env={**os.environ, **env}, preexec_fn=restore_ctrl_c)
+        os.close(slave)
+        self.fd = master
+        self.output = b""
+
+    def read_until(self, wanted: bytes, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while wanted not in self.output:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"never saw {wanted!r}: {self.output!r}")
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:  # EIO: the process exited
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"exited before {wanted!r}: {self.output!r}")
+                self.output += chunk
+
+    def type(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def finish(self, timeout: float = 120) -> int:
+        """Read everything until the process exits; its exit code."""
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None or select.select([self.fd], [], [], 0)[0]:
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                raise AssertionError(f"did not finish: {self.output!r}")
+            if select.select([self.fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                self.output += chunk
+        os.close(self.fd)
+        return self.proc.wait()
+
+
+def test_a_run_waiting_at_the_prompt_holds_the_issue_and_nobody_gets_it_twice(folder: Path) -> None:
+    """Item 1: B waits at the confirmation prompt; A of the same command with --yes must not send
+    (B would then find A's finished record, move it aside and send to everyone again)."""
+    subscribers = people(30)
+    csv = write_list(folder / "list.csv", subscribers)
+    with Server() as server:
+        b = Terminal(send_args(folder, csv), server.env())
+        try:
+            b.read_until(b"Send 30 message(s) now? [y/N]")
+            a = run_send(folder, csv, server.env(), "--yes")
+            assert a.returncode == 1, a.stdout + a.stderr
+            assert f"another send of {MONTH} is running (pid {b.proc.pid})" in a.stderr
+            assert server.receiver.received() == []
+            b.type("y\n")
+            assert b.finish() == 0, b.output
+        finally:
+            if b.proc.poll() is None:
+                b.proc.kill()
+        counts = Counter(g.rcpt for g in server.receiver.received())
+    assert counts == Counter({address: 1 for address, _ in subscribers})
+    assert b"this run: 30 sent" in b.output
+
+
+class SlowList:
+    """A subscriber list on a named pipe, read twice by `newsletter send`: the first open (the header
+    read for merge fields) gets the whole list; the second gets the header at once and the rows only
+    once ``go`` is set."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        assert len(text.encode()) < select.PIPE_BUF
+        os.mkfifo(path)
+        self.path, self.text = path, text
+        self.reading = threading.Event()  # a later open is under way: the run is reading its list
+        self.go = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        header, _, rows = self.text.partition("\n")
+        opens = 0
+        while not self.stop.is_set() and opens < 2:  # a third open could join the second reader's session
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: nobody is reading yet
+                time.sleep(0.01)
+                continue
+            os.set_blocking(fd, True)
+            opens += 1
+            try:
+                if opens == 1:  # one write under PIPE_BUF: it arrives whole, never split between two readers
+                    os.write(fd, self.text.encode())
+                    self._wait_for_reader_to_close(fd)  # else our next open would join this reader's session
+                    continue
+                os.write(fd, (header + "\n").encode())
+                self.reading.set()
+                while not self.go.wait(0.1):
+                    if self.stop.is_set():
+                        return
+                os.write(fd, rows.encode())
+            except BrokenPipeError:
+                pass
+            finally:
+                os.close(fd)
+
+    def _wait_for_reader_to_close(self, fd: int) -> None:
+        poller = select.poll()
+        poller.register(fd, select.POLLERR)  # a pipe's write end reports POLLERR once no reader is left
+        while not self.stop.is_set() and not poller.poll(100):
+            pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.go.set()
+        self.thread.join(5)
+
+
+def test_a_second_run_while_the_first_reads_its_list_stops_with_the_pid(folder: Path) -> None:
+    """Item 1 without a prompt: B (--yes) is still reading a slow list when A starts."""
+    subscribers = people(30)
+    csv = write_list(folder / "list.csv", subscribers)
+    slow = SlowList(folder / "slow.csv", csv.read_text())
+    try:
+        with Server() as server:
+            b = subprocess.Popen(send_args(folder, slow.path, "--yes"), env={**os.environ, **server.env()}, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, preexec_fn=restore_ctrl_c)
+            assert slow.reading.wait(60), "B never read its list"
+            a = run_send(folder, csv, server.env(), "--yes")
+            slow.go.set()
+            b_output, _ = b.communicate(timeout=120)
+            counts = Counter(g.rcpt for g in server.receiver.received())
+    finally:
+        slow.close()
+    assert a.returncode == 1, a.stdout + a.stderr
+    assert f"another send of {MONTH} is running (pid {b.pid})" in a.stderr
+    assert b.returncode == 0, b_output
+    assert counts == Counter({address: 1 for address, _ in subscribers})
