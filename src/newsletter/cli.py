@@ -237,10 +237,22 @@ def site_command(out: Path | None, include_drafts: bool, folder: Path) -> None:
 
 
 @main.command("senders")
+@click.argument("name", required=False)
+@click.option("--check", "check", is_flag=True, help="Connect to the sender (NAME, default: the configured one): STARTTLS and log in, sending nothing.")
 @folder_option
 @user_errors
-def senders_command(folder: Path) -> None:
-    """List the installed senders (plug-ins in the newsletter.senders entry-point group)."""
+def senders_command(name: str | None, check: bool, folder: Path) -> None:
+    """List the installed senders; --check logs in to the configured one, sending nothing."""
+    if check:
+        from newsletter.senders import check_sender
+
+        chosen, lines = check_sender(folder, name)
+        click.echo(f"{chosen}: {lines[0]}")
+        for line in lines[1:]:
+            click.echo(line, err=True)
+        return
+    if name:
+        raise NewsletterError(f"'newsletter senders {name}' needs --check", hint=f"newsletter senders --check {name}")
     from newsletter.senders import describe_senders
 
     infos = describe_senders()
@@ -302,17 +314,18 @@ def list_command(folder: Path) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Send an issue that was already sent completely, to everyone again.")
 @click.option("--resend-uncertain", is_flag=True, help="Also send to recipients whose delivery is uncertain after a crash.")
+@click.option("--no-site", is_flag=True, help="Do not rebuild site/ (the web archive) after the send.")
 @click.option("--retry-delay", type=float, default=None, hidden=True, help="Seconds before the first retry (doubles each time).")
 @folder_option
 @user_errors
 def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool, test: tuple[str, ...], rate: float | None,
-                 concurrency: int | None, yes: bool, force: bool, resend_uncertain: bool, retry_delay: float | None, folder: Path) -> None:
+                 concurrency: int | None, yes: bool, force: bool, resend_uncertain: bool, no_site: bool, retry_delay: float | None, folder: Path) -> None:
     """Send ISSUE to every subscriber in --to once; run it again to resume after any interruption."""
     from newsletter.delivery.send import RETRY_DELAY, SendOptions, execute, prepare
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     options = SendOptions(issue=issue, to=to, sender=sender, dry_run=dry_run, test=test, rate=rate, concurrency=concurrency,
-                          force=force, resend_uncertain=resend_uncertain,
+                          force=force, resend_uncertain=resend_uncertain, no_site=no_site,
                           retry_delay=RETRY_DELAY if retry_delay is None else retry_delay)
     prompt = (lambda: click.prompt("NEWSLETTER_SECRET (signs unsubscribe links)", hide_input=True, default="", show_default=False)) if interactive else None
     plan = prepare(folder, options, secret_prompt=prompt)

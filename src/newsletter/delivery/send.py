@@ -41,7 +41,7 @@ from newsletter.mail.dkim import signer_for
 from newsletter.mail.personalise import Personaliser, random_secret
 from newsletter.mail.render import Renderer
 from newsletter.mail.verp import make_token, verp_address
-from newsletter.senders import load_sender
+from newsletter.senders import check_connection, load_sender, unused_smtp_note
 from newsletter.senders.base import Connection, PermanentFailure, Sender, TemporaryFailure, UncertainDelivery
 from newsletter.audience.subscribers import ReadStats, iter_subscribers, load_suppressed, merge_columns
 
@@ -77,6 +77,7 @@ class SendOptions:
     concurrency: int | None = None
     force: bool = False
     resend_uncertain: bool = False
+    no_site: bool = False  # do not rebuild site/ after the send
     max_attempts: int = MAX_ATTEMPTS
     retry_delay: float = RETRY_DELAY
 
@@ -186,6 +187,7 @@ class SendReport:
     interrupted: bool = False
     stopped: str | None = None  # why the run stopped early
     archive: str | None = None
+    site: str | None = None  # what happened to the web archive after the send
     notes: list[str] = field(default_factory=list)
     per_message_us: float | None = None
 
@@ -236,6 +238,8 @@ class SendReport:
             out.append("interrupted: run the same command again to continue where it stopped; nobody is sent twice.")
         if self.archive:
             out.append(self.archive)
+        if self.site:
+            out.append(self.site)
         return out
 
 
@@ -328,6 +332,9 @@ def _plan(
         plan.notes.append(note)
     if config.dkim:
         plan.notes.append(f"DKIM: every copy signed as d={config.dkim.domain}, s={config.dkim.selector}")
+    smtp_note = unused_smtp_note(config, sender_name, env)
+    if smtp_note:
+        plan.notes.append(smtp_note)
     if options.test:
         plan.recipients = plan.to_send = len(options.test)
     return plan
@@ -704,6 +711,7 @@ def _execute_locked(plan: Plan, report: SendReport, progress: Progress | None) -
         raise run.fatal
     if finished:
         report.archive = _archive(plan, report)
+        report.site = _refresh_site(plan)
     return report
 
 
@@ -728,11 +736,29 @@ def _archive(plan: Plan, report: SendReport) -> str:
     return getattr(result, "message", None) or f"archived {plan.month}"
 
 
+def _refresh_site(plan: Plan) -> str | None:
+    """Rebuild site/ once the issue is archived, so the web archive is not left stale; say where it is."""
+    from newsletter.publish.site import DEFAULT_SITE_DIR, build_site
+
+    target = plan.folder / DEFAULT_SITE_DIR
+    if not target.exists():
+        return None if plan.options.no_site else f"no web archive yet: `newsletter site` writes one into {DEFAULT_SITE_DIR}/"
+    if plan.options.no_site:
+        return f"{DEFAULT_SITE_DIR}/ not rebuilt (--no-site); `newsletter site` rebuilds it"
+    try:
+        result = build_site(plan.folder)
+    except NewsletterError as exc:
+        return f"sent, but {DEFAULT_SITE_DIR}/ not rebuilt: {exc}"
+    return (f"web archive rebuilt: {display_path(result.directory / 'index.html', plan.folder)} ({result.issues} issue(s)); "
+            f"publish the {DEFAULT_SITE_DIR}/ folder at {plan.config.archive_url}")
+
+
 def _send_tests(plan: Plan, report: SendReport) -> SendReport:
     report.test = True
     report.recipients = len(plan.options.test)
     if plan.options.dry_run:
         report.dry_run = True
+        report.notes.append(f"sender checked: {check_connection(plan.sender)}")
         report.this_run = {"would send": len(plan.options.test)}
         return report
     connection = plan.sender.connect()
@@ -757,6 +783,11 @@ def _dry_run(plan: Plan, report: SendReport) -> SendReport:
     """Everything but the hand-over: personalise every message that would go, and count."""
     report.dry_run = True
     report.notes = []  # already shown in the summary
+    try:  # connect and log in as the real send will, so a wrong password shows up now
+        report.notes.append(f"sender checked: {check_connection(plan.sender)}")
+    except BaseException:
+        plan.discard()
+        raise
     source = plan.record if plan.resuming else plan.staged
     assert source is not None
     states = ("pending", "deferred", "uncertain") if plan.options.resend_uncertain else ("pending", "deferred")

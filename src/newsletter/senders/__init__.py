@@ -6,12 +6,14 @@ party senders, in pyproject.toml, the way MkDocs registers its own plugins.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Mapping
 
 from newsletter.errors import NewsletterError
+from newsletter.content.config import load_config
 from newsletter.content.model import Config
 from newsletter.senders.base import Sender
 
@@ -60,3 +62,38 @@ def load_sender(name: str, config: Config, folder: Path, env: Mapping[str, str])
     except Exception as exc:  # a broken third-party plug-in must not crash us with a traceback
         raise NewsletterError(f"sender '{name}' could not be loaded: {type(exc).__name__}: {exc}", hint=f"reinstall the package providing {senders[name].value}") from None
     return cls(config=config, folder=folder, env=env)
+
+
+def check_connection(sender: Sender) -> str:
+    """Open and close one connection of ``sender``, sending nothing; what was done, in words.
+
+    A sender with a ``check()`` method (smtp: connect, TLS, log in) says itself what it
+    checked; for any other, a connection that opens and closes is the check.
+    """
+    check = getattr(sender, "check", None)
+    if callable(check):
+        return str(check())
+    connection = sender.connect()
+    connection.close()
+    return f"{sender.describe()}: connected; nothing sent"
+
+
+def check_sender(folder: Path, name: str | None = None, env: Mapping[str, str] | None = None) -> tuple[str, list[str]]:
+    """`newsletter senders --check [NAME]`: the sender's name and what its check found (raises on failure)."""
+    env = os.environ if env is None else env
+    config = load_config(folder, env)
+    chosen = name or config.sender
+    lines = [check_connection(load_sender(chosen, config, folder, env))]
+    note = unused_smtp_note(config, chosen, env)
+    if note:
+        lines.append(note)
+    return chosen, lines
+
+
+def unused_smtp_note(config: Config, sender_name: str, env: Mapping[str, str]) -> str | None:
+    """A warning when SMTP settings are present but the chosen sender writes a local maildir instead."""
+    if sender_name != "maildir" or not config.smtp.host:
+        return None
+    where = "NEWSLETTER_SMTP_HOST" if env.get("NEWSLETTER_SMTP_HOST") else "smtp.host in newsletter.yaml"
+    return (f"note: SMTP settings are present ({where}: {config.smtp.host}) but the sender is maildir: messages go to "
+            f"the outbox/ folder, not to {config.smtp.host}; set send.sender: smtp in newsletter.yaml (or use --sender smtp) to send through it")

@@ -188,6 +188,23 @@ class SMTPSender:
             raise SendError(f"cannot connect to {self.server}: {exc.text}", hint="check smtp.host and smtp.port (or NEWSLETTER_SMTP_HOST/PORT) and that the server is running") from None
         return connection
 
+    def check(self) -> str:
+        """Connect, run TLS and log in as configured, then QUIT: nothing is sent.
+
+        For `newsletter senders --check` and dry runs, so a wrong host, certificate or
+        password shows up before send day; raises SendError like ``connect``.
+        """
+        connection = self.connect()
+        connection.close()
+        settings = self.settings
+        steps = [f"connected to {self.server}"]
+        if settings.security == "starttls":
+            steps.append("STARTTLS")
+        elif settings.security == "ssl":
+            steps.append("TLS")
+        steps.append(f"logged in as {settings.username}" if settings.username else "no login configured")
+        return ", ".join(steps) + "; nothing sent"
+
     def password(self) -> str:
         """The password from the environment, else the prompt callback, else asked on the terminal.
 
