@@ -85,7 +85,7 @@ def test_phone_media_rules_keep_important(golden_folder: Path) -> None:
 def test_caching_inliner_writes_what_premailer_writes(folder: Path) -> None:
     import premailer
 
-    from newsletter.mail.render import PREMAILER_OPTIONS, CachingPremailer
+    from newsletter.mail.inline import PREMAILER_OPTIONS, CachingPremailer
 
     config = load_config(folder)
     renderer = Renderer(folder, config)
@@ -101,6 +101,35 @@ def test_caching_inliner_writes_what_premailer_writes(folder: Path) -> None:
     # a different stylesheet is not answered from the cache
     other = html.replace("<style", "<style>p { color: #123456 }</style><style", 1)
     assert "color:#123456" in CachingPremailer(other, **PREMAILER_OPTIONS).transform().replace(" ", "")
+
+
+EDGE_CASES_HTML = """<html><body>
+<style>p { color: red; margin: 0 } a:hover { color: blue } li:first-child { font-weight: bold }
+.x { width: 20px; background-color: #abc; text-align: center; vertical-align: top }
+td { color: unset } .big { font-size: 20px !important } * { border: 0 }
+@media (max-width: 480px) { .x { width: 10px } }</style>
+<style media="print">p { color: green }</style>
+<style data-premailer="ignore">p { color: purple }</style>
+<p class="x big" style="color: black; font-size: 12px">one</p><a href="#" class="x">link</a>
+<ul><li>first</li><li style="color:#FFF;">second</li></ul><table><tr><td style="COLOR: Red">c</td></tr></table>
+<img src="a.png" style="float: right; width: 30px"><img src="b.png" style="float:left !important">
+<img src="c.png" style="FLOAT: right"></body></html>"""
+
+
+@pytest.mark.parametrize("case", ["edge", "no doctype", "head"])
+def test_caching_inliner_matches_premailer_on_edge_cases(case: str) -> None:
+    """Pseudo-classes, filter selectors, media rules, unset, !important, print and ignored
+    style blocks, floats and a missing <head>: the same bytes as premailer."""
+    import premailer
+
+    from newsletter.mail.inline import PREMAILER_OPTIONS, CachingPremailer
+
+    html = {"edge": "<!doctype html>\n" + EDGE_CASES_HTML, "no doctype": EDGE_CASES_HTML,
+            "head": EDGE_CASES_HTML.replace("<body>", "<head><title>t</title></head><body>")}[case]
+    expected = premailer.Premailer(html, **PREMAILER_OPTIONS).transform()
+    assert 'align="right"' in expected and "color:blue" in expected  # the cases are exercised
+    for _ in range(2):
+        assert CachingPremailer(html, **PREMAILER_OPTIONS).transform() == expected
 
 
 def test_html_has_doctype_and_no_remote_fonts(golden_folder: Path) -> None:

@@ -8,14 +8,25 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
-from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from newsletter import __version__
-from newsletter.errors import NewsletterError, ValidationError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class _Path:
+    """click's ``path_type`` that makes a ``pathlib.Path``, importing pathlib only when an option
+    is given: the CLI's own import stays small, so ``newsletter --help`` starts fast (issue 15).
+    ``__new__`` returns the Path itself; click only calls the type."""
+
+    def __new__(cls, value: str) -> "Path":  # type: ignore[misc]
+        from pathlib import Path
+
+        return Path(value)
 
 
 # `newsletter --help` lists the commands in the order an author meets them; a command
@@ -52,13 +63,13 @@ def _folder_default(ctx: click.Context, param: click.Parameter, value: Path | No
     if value is not None:
         return value
     root = ctx.find_root().params.get("folder")
-    return root if root is not None else Path(".")
+    return root if root is not None else _Path(".")
 
 
 def folder_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """--folder/-C: the newsletter folder (default: the one before the subcommand, else the current directory)."""
     return click.option(
-        "--folder", "-C", type=click.Path(file_okay=False, path_type=Path), default=None, callback=_folder_default,
+        "--folder", "-C", type=click.Path(file_okay=False, path_type=_Path), default=None, callback=_folder_default,
         help="The newsletter folder (holding newsletter.yaml and issues/) [default: .].",
     )(func)
 
@@ -68,6 +79,8 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from newsletter.errors import NewsletterError, ValidationError
+
         try:
             return func(*args, **kwargs)
         except ValidationError as exc:
@@ -87,7 +100,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.group(cls=WorkflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--folder", "-C", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+@click.option("--folder", "-C", type=click.Path(file_okay=False, path_type=_Path), default=None, metavar="DIR",
               help="Run in the newsletter folder DIR, as `git -C` does [default: .].")
 @click.version_option(__version__, prog_name="newsletter")
 def main(folder: Path | None) -> None:
@@ -95,7 +108,7 @@ def main(folder: Path | None) -> None:
 
 
 @main.command("init")
-@click.argument("directory", type=click.Path(path_type=Path))
+@click.argument("directory", type=click.Path(path_type=_Path))
 @click.option("--name", help="The newsletter's name.")
 @click.option("--from-name", help="Your name, as the sender.")
 @click.option("--from-email", help="The sender email address.")
@@ -121,6 +134,8 @@ def init_command(directory: Path, **answers: str | None) -> None:
 
 def _checked_answer(check: Callable[[str, str], str], field: str, value: str) -> str:
     """A prompt's answer checked by the core; a UsageError makes click ask again."""
+    from newsletter.errors import NewsletterError
+
     try:
         return check(field, value)
     except NewsletterError as exc:
@@ -160,7 +175,7 @@ def new_command(month: str, folder: Path) -> None:
 
 @main.command("build")
 @click.argument("issue")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: build/].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=_Path), default=None, help="Output folder [default: build/].")
 @folder_option
 @user_errors
 def build_command(issue: str, out: Path | None, folder: Path) -> None:
@@ -205,6 +220,8 @@ def archive_command(issues: tuple[str, ...], force: bool, folder: Path) -> None:
 
 def _echo_archived(done: list[tuple[str, Any]]) -> None:
     """One line per issue; exit 1 if any could not be archived (the others still were)."""
+    from newsletter.errors import NewsletterError, ValidationError
+
     for _issue, outcome in done:
         if isinstance(outcome, ValidationError):
             for problem in outcome.problems:
@@ -221,7 +238,7 @@ def _echo_archived(done: list[tuple[str, Any]]) -> None:
 
 
 @main.command("site")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: site/], replaced as a whole.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=_Path), default=None, help="Output folder [default: site/], replaced as a whole.")
 @click.option("--include-drafts", is_flag=True, help="Also show unsent issues from issues/, marked as drafts.")
 @folder_option
 @user_errors
@@ -266,8 +283,8 @@ def senders_command(name: str | None, check: bool, folder: Path) -> None:
 
 
 @main.command("import")
-@click.argument("pages", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--into", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where to write YYYY-MM.yaml [default: issues/ in the folder].")
+@click.argument("pages", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=_Path))
+@click.option("--into", type=click.Path(file_okay=False, path_type=_Path), default=None, help="Where to write YYYY-MM.yaml [default: issues/ in the folder].")
 @click.option("--force", is_flag=True, help="Replace issue files that exist and differ.")
 @click.option("--dry-run", is_flag=True, help="Print what would be written; write nothing.")
 @click.option("--archive", "archive", is_flag=True, help="Also archive the imported months as sent before this tool, so `newsletter site` publishes them.")
@@ -305,7 +322,7 @@ def list_command(folder: Path) -> None:
 
 @main.command("send")
 @click.argument("issue")
-@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=Path), default=None, help="The subscriber list (CSV with an email column).")
+@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=_Path), default=None, help="The subscriber list (CSV with an email column).")
 @click.option("--sender", "sender", default=None, help="Sender plug-in (see `newsletter senders`) [default: from newsletter.yaml].")
 @click.option("--dry-run", is_flag=True, help="Do everything but hand messages over; report what would be sent.")
 @click.option("--test", "test", multiple=True, metavar="ADDRESS", help="Send one copy, subject prefixed [TEST], to ADDRESS (repeatable); no send record.")
@@ -334,6 +351,8 @@ def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool,
         click.echo(line)
     if not yes and not dry_run and not test:  # a dry run or a test copy to yourself needs no confirmation
         if not interactive:
+            from newsletter.errors import NewsletterError
+
             plan.discard()
             raise NewsletterError("refusing to send without confirmation: no terminal to ask on", hint="check the summary above, then run the same command with --yes")
         if not click.confirm(f"Send {plan.to_send} message(s) now?", default=False):
@@ -343,6 +362,7 @@ def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool,
     _stop_on_sigterm()
     if interactive and not test and not dry_run and plan.to_send:
         import threading
+        import time
 
         lock = threading.Lock()  # progress events come from the worker threads
         started = time.monotonic()
@@ -425,7 +445,7 @@ def dkim_group() -> None:
 
 @dkim_group.command("keygen")
 @click.option("--selector", default="s1", show_default=True, help="The DKIM selector: the DNS name is <selector>._domainkey.<domain>.")
-@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the key [default: dkim/<selector>.pem in the folder].")
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=_Path), default=None, help="Where to write the key [default: dkim/<selector>.pem in the folder].")
 @folder_option
 @user_errors
 def dkim_keygen_command(selector: str, key_file: Path | None, folder: Path) -> None:

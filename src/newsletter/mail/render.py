@@ -20,7 +20,6 @@ import jinja2
 import jinja2.meta
 from markupsafe import Markup, escape
 import mjml
-import premailer
 
 from newsletter.errors import TemplateError
 from newsletter.content.model import Config, Issue
@@ -314,57 +313,13 @@ class Renderer:
             raise TemplateError(f"MJML could not compile the email: {exc}", path=HTML_TEMPLATE, hint="check the MJML tags in your templates/email.mjml.j2") from None
 
     def _inline(self, html: str) -> str:
-        out = CachingPremailer(html, **PREMAILER_OPTIONS).transform()
+        from newsletter.mail.inline import inline_css  # premailer and cssutils: only when an email is rendered
+
+        out = inline_css(html)
         # lxml drops the doctype mjml wrote; without it browsers use quirks mode.
         if not out.lstrip().lower().startswith("<!doctype"):
             out = "<!doctype html>\n" + out
         return out
-
-
-# strip_important=False keeps the @media rules working: premailer's default
-# would remove the !important that lets them beat the inlined styles.
-PREMAILER_OPTIONS: dict[str, Any] = {
-    "keep_style_tags": False,
-    "strip_important": False,
-    "disable_validation": True,
-    "allow_network": False,
-    "allow_loading_external_files": False,
-    "cssutils_logging_level": logging.CRITICAL,
-    "disable_link_rewrites": True,
-}
-_STYLE_CACHE_SIZE = 64
-
-
-class CachingPremailer(premailer.Premailer):
-    """premailer, remembering what it made of each ``<style>`` block.
-
-    premailer caches the parsed stylesheet but re-serialises every property of
-    every rule with cssutils on each call: 3.5 of its 5 ms for one issue.  The
-    rules depend only on the CSS text, its position and the (fixed) options, and
-    the CSS is the same in every issue (mjml's and the template's), so a preview
-    rebuilding on each edit, or a build of several issues, pays it once.
-    tests/test_render.py checks the output is byte-identical to plain premailer.
-    """
-
-    _rules: dict[tuple[str, int], tuple[list, list]] = {}
-    _leftover_css: dict[int, tuple[list, str]] = {}
-
-    def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[list, list]:
-        key = (css_body, ruleset_index)
-        found = self._rules.get(key)
-        if found is None:
-            if len(self._rules) >= _STYLE_CACHE_SIZE:  # e.g. a long preview session editing the CSS
-                self._rules.clear()
-                self._leftover_css.clear()
-            found = self._rules[key] = super()._parse_style_rules(css_body, ruleset_index)
-        return found
-
-    def _css_rules_to_string(self, rules: list) -> str:
-        # keyed by identity: these lists are the cached ones above, kept alive here with their text
-        found = self._leftover_css.get(id(rules))
-        if found is None or found[0] is not rules:
-            found = self._leftover_css[id(rules)] = (rules, super()._css_rules_to_string(rules))
-        return found[1]
 
 
 def _template_frame(exc: BaseException, fallback: str) -> tuple[str, int | None]:
