@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsletter.content.config import load_config
 from newsletter.errors import TemplateError
@@ -169,6 +171,28 @@ def test_template_syntax_error_names_line(golden_folder: Path) -> None:
     with pytest.raises(TemplateError) as info:
         render(golden_folder)
     assert str(info.value).startswith(str(golden_folder / "templates" / "email.txt.j2") + ":2: template syntax error")
+
+
+@given(
+    text=st.lists(st.sampled_from(["a", "bb", "ccccc", "x" * 30, " ", "  ", "\t", "\n", "\u3000", "\x1c", "-", "é"]), max_size=40).map("".join),
+    width=st.integers(min_value=1, max_value=40),
+    indent=st.sampled_from(["", "  ", "    ", "- "]),
+    first=st.sampled_from([None, "", "* ", "[1] ", "x" * 12]),
+)
+@settings(max_examples=400, deadline=None)
+def test_wrap_is_textwrap_fill(text: str, width: int, indent: str, first: str | None) -> None:
+    """The hand-written wrap writes what textwrap.fill writes for prose with its spaces normalised."""
+    import textwrap
+
+    expected_first = indent if first is None else first
+    try:
+        expected = textwrap.fill(" ".join(text.split()), width=width, initial_indent=expected_first, subsequent_indent=indent,
+                                 break_long_words=False, break_on_hyphens=False)
+    except ValueError:
+        with pytest.raises(ValueError):
+            wrap(text, width, indent, first)
+        return
+    assert wrap(text, width, indent, first) == expected
 
 
 def test_wrap_keeps_urls_whole() -> None:

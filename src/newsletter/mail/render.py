@@ -148,15 +148,38 @@ def default_subject(issue: Issue, config: Config) -> str:
 
 
 def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
-    """Wrap prose at ``width`` columns without breaking words or URLs."""
-    return textwrap.fill(
-        " ".join(str(text).split()),
-        width=width,
-        initial_indent=indent if first is None else first,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
+    """Wrap prose at ``width`` columns without breaking words or URLs.
+
+    What ``textwrap.fill`` writes with ``break_long_words`` and ``break_on_hyphens`` off, for
+    text whose whitespace is single spaces (made so here): greedy lines, a word longer than a
+    line alone on its own.  Written out because textwrap's general chunking took a tenth of a
+    build (tests/test_render.py checks it against textwrap with hypothesis).
+    """
+    first_indent = indent if first is None else first
+    words = str(text).split()
+    if width - len(first_indent) < 1 or width - len(indent) < 1:  # textwrap's corner cases (and errors)
+        return _textwrap_fill(" ".join(words), width, indent, first_indent)
+    lines: list[str] = []
+    line_indent, room = first_indent, width - len(first_indent)
+    current: list[str] = []
+    length = 0
+    for word in words:
+        if current and length + 1 + len(word) <= room:
+            current.append(word)
+            length += 1 + len(word)
+            continue
+        if current:
+            lines.append(line_indent + " ".join(current))
+            line_indent, room = indent, width - len(indent)
+        current, length = [word], len(word)
+    if current:
+        lines.append(line_indent + " ".join(current))
+    return "\n".join(lines)
+
+
+def _textwrap_fill(text: str, width: int, indent: str, first_indent: str) -> str:
+    return textwrap.fill(text, width=width, initial_indent=first_indent, subsequent_indent=indent,
+                         break_long_words=False, break_on_hyphens=False)
 
 
 class _References:
