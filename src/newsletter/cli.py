@@ -419,8 +419,33 @@ def status_command(issue: str, folder: Path) -> None:
     click.echo(f"uncertain:     {counts['uncertain']}")
     if counts["sending"]:
         click.echo(f"in flight:     {counts['sending']} (a send is running, or crashed: the next run marks them uncertain)")
+    from newsletter.audience.inbox import bounces_by_issue
+
+    came_back = bounces_by_issue(folder, meta.get("month", issue))
+    if came_back:
+        click.echo("came back:     " + ", ".join(f"{came_back.get(kind, 0)} {label}" for kind, label in (
+            ("hard", "hard bounces"), ("soft", "soft bounces"), ("complaint", "complaints"), ("auto-reply", "auto-replies"))))
     for row in rows:
         click.echo(f"{row.state:9} {row.address}  (attempts {row.attempts}, {row.updated_at}): {row.last_reply or ''}")
+
+
+@main.command("inbox")
+@click.option("--imap", "imap", metavar="URL", default=None, help="imaps://user@host[:port]/FOLDER (password: NEWSLETTER_IMAP_PASSWORD or a prompt).")
+@click.option("--maildir", type=click.Path(file_okay=False, path_type=Path), default=None, help="A local Maildir (the folder holding cur/ new/ tmp/).")
+@click.option("--mbox", type=click.Path(dir_okay=False, path_type=Path), default=None, help="A local mbox file (read only).")
+@click.option("--dry-run", is_flag=True, help="Show what would be done; change nothing, move nothing.")
+@folder_option
+@user_errors
+def inbox_command(imap: str | None, maildir: Path | None, mbox: Path | None, dry_run: bool, folder: Path) -> None:
+    """Act on mail that came back: bounces, complaints, mailto unsubscribes; auto-replies are ignored, other mail left alone."""
+    from newsletter.audience.inbox import read_inbox
+
+    interactive = sys.stdin.isatty()
+    prompt = (lambda text: click.prompt(text, hide_input=True, default="", show_default=False)) if interactive else None
+    report = read_inbox(folder, imap=imap, maildir=maildir, mbox=mbox, dry_run=dry_run, password_prompt=prompt)
+    for line in report.lines:
+        click.echo(line)
+    click.echo(report.summary())
 
 
 @main.command("suppress")
