@@ -431,8 +431,8 @@ def status_command(issue: str, folder: Path) -> None:
 
 @main.command("inbox")
 @click.option("--imap", "imap", metavar="URL", default=None, help="imaps://user@host[:port]/FOLDER (password: NEWSLETTER_IMAP_PASSWORD or a prompt).")
-@click.option("--maildir", type=click.Path(file_okay=False, path_type=Path), default=None, help="A local Maildir (the folder holding cur/ new/ tmp/).")
-@click.option("--mbox", type=click.Path(dir_okay=False, path_type=Path), default=None, help="A local mbox file (read only).")
+@click.option("--maildir", type=click.Path(file_okay=False, path_type=_Path), default=None, help="A local Maildir (the folder holding cur/ new/ tmp/).")
+@click.option("--mbox", type=click.Path(dir_okay=False, path_type=_Path), default=None, help="A local mbox file (read only).")
 @click.option("--dry-run", is_flag=True, help="Show what would be done; change nothing, move nothing.")
 @folder_option
 @user_errors
