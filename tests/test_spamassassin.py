@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 import subprocess
@@ -44,7 +45,8 @@ def long_issue(folder: Path) -> str:
         articles += yaml.safe_load((folder / "issues" / f"{month}.yaml").read_text(encoding="utf-8"))["articles"]
     issue = yaml.safe_load((folder / "issues" / "2026-11.yaml").read_text(encoding="utf-8"))
     issue["month"] = "2026-12"
-    issue["articles"] = [dict(a, title=f"{a['title']} ({n + 1})") for n, a in enumerate((articles * 3)[:9])]
+    # deep copies: a repeated object would be written as a YAML alias, which newsletter files refuse
+    issue["articles"] = [dict(copy.deepcopy(a), title=f"{a['title']} ({n + 1})") for n, a in enumerate((articles * 3)[:9])]
     (folder / "issues" / "2026-12.yaml").write_text(yaml.safe_dump(issue, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return "2026-12"
 
