@@ -14,7 +14,6 @@ import ipaddress
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from process_support import wait_until_listening
 from smtp_fault_server import free_port
 
 DOVECOT = "/usr/sbin/dovecot"
@@ -125,14 +125,7 @@ service pop3-login {{
             out.seek(0)
             if result.returncode != 0:
                 pytest.fail(f"dovecot failed to start ({result.returncode}): {out.read().strip()}\n{self.log_text()}")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        pytest.fail(f"Dovecot did not listen on 127.0.0.1:{self.port}\n{self.log_text()}")
+        wait_until_listening(self.port, "Dovecot", self.log_text)
 
     def stop(self) -> None:
         subprocess.run([DOVECOT, "-c", str(self.config), "stop"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)

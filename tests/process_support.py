@@ -1,8 +1,9 @@
-"""Child processes of the tests that Ctrl-C (SIGINT) can stop, however the test run was started."""
+"""Helpers for the tests' child processes and servers: Ctrl-C that works however the suite was started, waiting for a port."""
 
 from __future__ import annotations
 
 import signal
+from typing import Callable
 
 
 def restore_ctrl_c() -> None:
@@ -13,3 +14,20 @@ def restore_ctrl_c() -> None:
     on the CLI must not depend on how the suite itself was started.
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def wait_until_listening(port: int, name: str, log: Callable[[], str], timeout: float = 20) -> None:
+    """Return once something accepts connections on 127.0.0.1:port; fail the test with the server's log if not."""
+    import socket
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"{name} did not listen on 127.0.0.1:{port}\n{log()}")

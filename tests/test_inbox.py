@@ -217,3 +217,15 @@ def test_imap_urls() -> None:
     for bad, message in (("imap://u@h/INBOX", "only imaps://"), ("imaps://u:pw@h/INBOX", "do not put the password"), ("imaps://h/INBOX", "a user and a host")):
         with pytest.raises(NewsletterError, match=message):
             parse_imap_url(bad)
+
+
+def test_the_command_needs_exactly_one_mailbox(folder: Path) -> None:
+    from click.testing import CliRunner
+
+    from newsletter.cli import main
+
+    result = CliRunner().invoke(main, ["inbox", "--folder", str(folder)])
+    assert result.exit_code == 1
+    assert "error: give exactly one of --imap URL, --maildir DIR or --mbox FILE" in result.output
+    result = CliRunner().invoke(main, ["inbox", "--maildir", str(folder), "--folder", str(folder)])
+    assert result.exit_code == 1 and "is not a Maildir (it needs new/ and cur/ folders)" in result.output

@@ -14,7 +14,6 @@ import email.policy
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,7 @@ import pytest
 from newsletter.content.config import load_config
 from newsletter.delivery.send import SendOptions, execute, prepare
 from newsletter.senders import load_sender
+from process_support import wait_until_listening
 from smtp_fault_server import free_port
 
 pytestmark = pytest.mark.postfix
@@ -128,14 +128,7 @@ default_transport = error:this test instance delivers only to {DOMAIN}
         result = self.postfix("start")
         if result.returncode != 0:
             pytest.fail(f"postfix start failed ({result.returncode}): {result.stderr.strip()}\n{self.log_text()}")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        pytest.fail(f"Postfix did not listen on 127.0.0.1:{self.port}\n{self.log_text()}")
+        wait_until_listening(self.port, "Postfix", self.log_text)
 
     def stop(self) -> None:
         pid_file = self.queue / "pid" / "master.pid"
