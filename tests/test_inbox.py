@@ -229,3 +229,49 @@ def test_the_command_needs_exactly_one_mailbox(folder: Path) -> None:
     assert "error: give exactly one of --imap URL, --maildir DIR or --mbox FILE" in result.output
     result = CliRunner().invoke(main, ["inbox", "--maildir", str(folder), "--folder", str(folder)])
     assert result.exit_code == 1 and "is not a Maildir (it needs new/ and cur/ folders)" in result.output
+
+
+def test_a_redacted_complaint_is_matched_by_the_envelope_sender_it_quotes(folder: Path, sent, tmp_path: Path) -> None:
+    """Providers redact the reader's address in ARF reports; our VERP Return-Path, quoted back, still names them."""
+    grace = sent["grace@readers.test"]
+    report = f"""From: fbl@isp.test
+To: abuse-desk@example.org
+Subject: complaint
+Message-ID: <arf-redacted@isp.test>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="arf"
+
+--arf
+Content-Type: message/feedback-report
+
+Feedback-Type: abuse
+User-Agent: FBL/1
+Version: 1
+Original-Mail-From: <{grace["return_path"]}>
+
+--arf
+Content-Type: text/rfc822-headers
+
+Return-Path: <{grace["return_path"]}>
+From: Practice Research Notes <notes@example.org>
+To: redacted@isp.test
+Message-ID: <redacted@isp.test>
+
+--arf--
+""".encode()
+    result = run(folder, maildir(tmp_path, report), START)
+    assert result.counts["complaints"] == 1, result.lines
+    state, events = status(folder, "grace@readers.test")
+    assert state == "complained" and events[-1]["detail"]["matched_by"] == "verp"
+    assert events[-1]["detail"]["feedback_type"] == "abuse" and events[-1]["detail"]["issue"] == "2026-11"
+
+
+def test_the_feedback_id_marks_an_original_as_ours(folder: Path, sent, tmp_path: Path) -> None:
+    [path] = [p for p in (folder / "outbox" / "new").iterdir() if b"Delivered-To: linus@readers.test" in p.read_bytes()]
+    ours = email.message_from_bytes(path.read_bytes())["Feedback-ID"].strip()
+    bounce = dsn("bounces@example.org", "linus@readers.test", "5.1.1", message_id="<f1@mx>", list_id=False)
+    bounce = bounce.replace(b"Message-ID: <unknown@example.org>\n", f"Message-ID: <unknown@example.org>\nFeedback-ID: {ours}\n".encode())
+    result = run(folder, maildir(tmp_path, bounce), START)
+    assert result.counts["hard"] == 1, result.lines
+    detail = status(folder, "linus@readers.test")[1][-1]["detail"]
+    assert detail["matched_by"] == "final-recipient" and detail["issue"] == "2026-11"

@@ -46,7 +46,7 @@ from newsletter.audience.sendrecords import SendRecords
 from newsletter.content.config import load_config
 from newsletter.content.model import Config
 from newsletter.errors import NewsletterError
-from newsletter.mail.message import list_id
+from newsletter.mail.message import feedback_id, list_id, parse_feedback_id
 from newsletter.mail.tokens import TokenError, unseal
 from newsletter.mail.verp import read_token, token_of, verify
 
@@ -151,7 +151,10 @@ class _Context:
     def by_verp(self, returned: Returned) -> Match | None:
         if not self.config.bounces_address or self.secret is None:
             return None
-        for recipient in returned.recipients_to:
+        # where the message came to, then our own envelope sender quoted back: the attached original's
+        # Return-Path and an ARF report's Original-Mail-From (complaints go to the feedback address, not the VERP one)
+        quoted = [returned.original_headers.get("Return-Path", "")] + [f.evidence.get("original_mail_from", "") for f in returned.failures]
+        for recipient in [*returned.recipients_to, *(q.strip().strip("<>") for q in quoted if q)]:
             token = token_of(self.config.bounces_address, recipient)
             reference = read_token(token) if token else None
             if reference is None:
@@ -169,9 +172,12 @@ class _Context:
         return None
 
     def ours(self, original: dict[str, str]) -> bool:
-        """True when the attached original provably is our list's message."""
+        """True when the attached original provably is our list's message (its List-Id or Feedback-ID)."""
         list_header = original.get("List-Id", "").lower()
         if self.list_id and f"<{self.list_id}>" in list_header:
+            return True
+        feedback = parse_feedback_id(original.get("Feedback-ID", ""))
+        if feedback and feedback[1:] == tuple(parse_feedback_id(feedback_id(self.config, feedback[0])) or ())[1:]:
             return True
         return self.config.sender_email.lower() in original.get("From", "").lower() and bool(list_header)
 
@@ -186,9 +192,11 @@ class _Context:
             return match or self.by_message_id(returned.references)
         if not self.ours(returned.original_headers):
             return None
+        feedback = parse_feedback_id(returned.original_headers.get("Feedback-ID", ""))
         for failure in returned.failures:
             if failure.address and self.known(failure.address):
-                return Match(failure.address, None, "final-recipient" if returned.kind != COMPLAINT else "original-to")
+                how = "final-recipient" if returned.kind != COMPLAINT else "original-to"
+                return Match(failure.address, feedback[0] if feedback else None, how)
         return None
 
     def by_token(self, tokens: tuple[str, ...]) -> Match | None:

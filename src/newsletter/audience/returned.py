@@ -252,6 +252,6 @@ def _original_headers(msg: email.message.Message) -> dict[str, str]:
             text = part.get_payload(decode=True) or b""
             headers = email.message_from_bytes(text if isinstance(text, bytes) else str(text).encode())
         if headers is not None:
-            wanted = ("Message-ID", "To", "From", "List-Id", "Feedback-ID", "Subject", "Date")
+            wanted = ("Message-ID", "To", "From", "List-Id", "Feedback-ID", "Subject", "Date", "Return-Path")
             return {name: " ".join(str(headers[name]).split()) for name in wanted if headers.get(name)}
     return {}
