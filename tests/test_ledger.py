@@ -132,3 +132,27 @@ def test_after_a_reboot_every_claimed_row_is_uncertain(tmp_path: Path) -> None:
     with Ledger(path) as ledger:
         assert ledger.recovered == 3
         assert {r.state for r in ledger.rows()} == {"uncertain"}
+
+
+def test_outcomes_in_the_hand_over_log_survive_a_kill_before_the_flush(tmp_path: Path) -> None:
+    """Issue 10 item 5: a killed process loses results not yet written to the database; the
+    hand-over log has them, so only the row whose reply had not arrived becomes uncertain."""
+    path = tmp_path / "2026-11.sqlite"
+    write_new(path, subs("a@x.org", "b@x.org", "c@x.org", "d@x.org"), {})
+    code = (
+        "import os; from pathlib import Path; from newsletter.delivery.ledger import Ledger\n"
+        f"l = Ledger(Path({str(path)!r})); l.start_run()\n"
+        "a, b, c, d = list(l.rows())\n"
+        "l.claim([(r.id, f'<{r.id}@x>') for r in (a, b, c, d)])\n"
+        "l._flusher_stop.set(); l._flusher.join()  # as if killed before the next flush\n"
+        "l.mark_handed(a.id); l.mark_result(a.id, 'sent', '250 ok\\nqueued')\n"
+        "l.mark_handed(b.id); l.mark_result(b.id, 'failed', '550 no such user')\n"
+        "l.mark_handed(c.id)\n"
+        "os._exit(9)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=False)
+    with Ledger(path) as ledger:
+        assert ledger.recovered == 1
+        rows = {r.address: (r.state, r.last_reply) for r in ledger.rows()}
+    assert rows["a@x.org"] == ("sent", "250 ok\nqueued") and rows["b@x.org"] == ("failed", "550 no such user")
+    assert rows["c@x.org"][0] == "uncertain" and rows["d@x.org"][0] == "pending"

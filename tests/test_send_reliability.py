@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from process_support import restore_ctrl_c
 from send_support import Server, people, write_list
+from smtp_fault_server import FaultController, FaultHandler
 
 MONTH = "2026-11"
 
@@ -171,3 +173,83 @@ def test_a_second_run_while_the_first_reads_its_list_stops_with_the_pid(folder: 
     assert f"another send of {MONTH} is running (pid {b.pid})" in a.stderr
     assert b.returncode == 0, b_output
     assert counts == Counter({address: 1 for address, _ in subscribers})
+
+
+def fault_env(controller: FaultController) -> dict[str, str]:
+    return {"NEWSLETTER_SMTP_HOST": "127.0.0.1", "NEWSLETTER_SMTP_PORT": str(controller.port), "NEWSLETTER_SMTP_SECURITY": "none",
+            "NEWSLETTER_SECRET": "test secret"}
+
+
+def status_rows(folder: Path) -> Counter:
+    out = subprocess.run([sys.executable, "-m", "newsletter", "status", MONTH, "--folder", str(folder)], capture_output=True, text=True).stdout
+    return Counter(re.findall(r"^(uncertain|sending|failed|deferred)\s+\S+", out, re.M))
+
+
+def test_a_server_that_closes_after_every_data_stops_the_run_unarchived(folder: Path) -> None:
+    """Item 4: every message ended uncertain, the run exited 0 and archived the issue as sent."""
+    subscribers = people(40)
+    csv = write_list(folder / "list.csv", subscribers)
+    handler = FaultHandler(faults={address: ["data:drop"] for address, _ in subscribers})
+    controller = FaultController(handler)
+    controller.start()
+    try:
+        run = run_send(folder, csv, fault_env(controller), "--yes", "--concurrency", "2")
+    finally:
+        controller.stop()
+    output = run.stdout + run.stderr
+    assert run.returncode == 1, output
+    received = len(handler.received)
+    assert 5 <= received <= 5 + 2 + 2  # the limit (3 + 2 connections), plus what was in flight on each connection
+    assert "messages in a row got no answer after their data was sent" in output and "stopped early" in output
+    assert f"{received} uncertain" in output and f"{40 - received} not yet tried" in output
+    assert not (folder / "archive" / MONTH).exists()
+
+
+def test_a_354_after_the_data_is_sent_once_and_left_uncertain_unarchived(folder: Path) -> None:
+    """Items 3 and 4: a 354 after the final "." made the message go out five times; a run that
+    leaves an uncertain row exits non-zero and does not archive the issue as sent."""
+    subscribers = people(6)
+    csv = write_list(folder / "list.csv", subscribers)
+    handler = FaultHandler(faults={"reader0002@example.org": ["data:354"] * 5})
+    controller = FaultController(handler)
+    controller.start()
+    try:
+        run = run_send(folder, csv, fault_env(controller), "--yes", "--retry-delay", "0.01")
+    finally:
+        controller.stop()
+    output = run.stdout + run.stderr
+    assert Counter(r.rcpt_tos[0] for r in handler.received) == Counter({address: 1 for address, _ in subscribers})
+    assert run.returncode == 1, output
+    assert "5 sent, 0 failed, 0 deferred, 0 not yet tried, 1 uncertain (of 6)" in output
+    assert f"not archived: 1 uncertain. Once you have decided about them (--resend-uncertain, or leave them), `newsletter archive {MONTH}` archives the issue." in output
+    assert not (folder / "archive" / MONTH).exists()
+    assert status_rows(folder) == Counter({"uncertain": 1})
+
+
+def test_two_kill_9_of_a_4_connection_send_leave_only_the_messages_in_flight_uncertain(folder: Path) -> None:
+    """Item 5: after two kill -9, results still waiting to be written made 16 delivered messages
+    uncertain (sent again by --resend-uncertain).  Only a message whose final reply had not
+    arrived may be uncertain: at most 4 per kill with 4 connections."""
+    subscribers = people(1500)
+    csv = write_list(folder / "list.csv", subscribers)
+    with Server() as server:
+        received = server.receiver.received
+        for threshold in (300, 800):
+            proc = subprocess.Popen(send_args(folder, csv, "--yes", "--concurrency", "4"), env={**os.environ, **server.env()},
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=restore_ctrl_c)
+            deadline = time.monotonic() + 120
+            while len(received()) < threshold and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+            proc.kill()
+            proc.wait()
+        assert len(received()) < 1500, "the send finished before it could be killed"
+        resume = run_send(folder, csv, server.env(), "--yes", "--concurrency", "4")
+        uncertain = re.search(r"(\d+) uncertain \(of 1500\)", resume.stdout)
+        assert uncertain, resume.stdout + resume.stderr
+        missing = {address for address, _ in subscribers} - {g.rcpt for g in received()}
+        resend = run_send(folder, csv, server.env(), "--yes", "--resend-uncertain")
+        assert resend.returncode == 0, resend.stdout + resend.stderr
+        counts = Counter(g.rcpt for g in received())
+    duplicates = {address for address, n in counts.items() if n > 1}
+    assert int(uncertain.group(1)) <= 8 and len(missing) <= 8 and len(duplicates) <= 8, (uncertain.group(1), missing, duplicates)
+    assert set(counts) == {address for address, _ in subscribers}

@@ -9,16 +9,19 @@ hand-over log (``sends/YYYY-MM.handed``, one ``write`` to the page cache: it
 survives a killed process, not a power cut; no fsync and no lock to wait for).  After the hand-over the row becomes
 ``sent``, ``failed`` (permanent, with the server's reply), ``deferred``
 (temporary failures until the attempts ran out) or ``uncertain`` (the
-connection died after the data went out).  Results are not waited on: a
-flusher thread writes them every few milliseconds in one transaction (to the
-WAL, no fsync), so a killed process can only leave its last few results as
-``sending`` + handed, i.e. uncertain, never resent.
+connection died after the data went out).  Each outcome is appended to the
+hand-over log too (the same kind of write), the moment it is known; the
+database is not waited on: a flusher thread writes results every few
+milliseconds in one transaction (to the WAL, no fsync).
 
 Opening a record recovers rows a crash left ``sending``.  If the machine has
 not rebooted since that run (same Linux boot id), the hand-over log is
-complete, so a claimed row never handed over goes back to ``pending`` and only
-the ones in flight become ``uncertain``.  After a reboot (power cut, OS crash) or on
-another machine every ``sending`` row becomes ``uncertain``.  Uncertain rows
+complete: a claimed row never handed over goes back to ``pending``, a row
+whose outcome is in the log gets that outcome, and only the ones whose final
+reply had not arrived (at most one per connection) become ``uncertain``.
+After a reboot (power cut, OS crash) or on another machine every ``sending``
+row becomes ``uncertain``: the claims since the last fsync, up to a claim of
+rows per connection (see send.CLAIM_SIZE).  Uncertain rows
 may have been delivered, so they are not sent again unless the user asks
 (``--resend-uncertain``).
 
@@ -267,11 +270,14 @@ class Ledger:
             else:
                 uncertain = 0
                 for (row_id,) in conn.execute("SELECT id FROM recipients WHERE state = 'sending'").fetchall():
-                    if row_id in handed:
+                    if row_id not in handed:  # claimed, never handed over
+                        conn.execute("UPDATE recipients SET state = 'pending', attempts = attempts - 1, updated_at = ? WHERE id = ?", (stamp, row_id))
+                    elif handed[row_id] is None:  # handed over, no final reply: in flight
                         uncertain += 1
                         conn.execute("UPDATE recipients SET state = 'uncertain', updated_at = ?, last_reply = ? WHERE id = ?", (stamp, reply, row_id))
-                    else:
-                        conn.execute("UPDATE recipients SET state = 'pending', attempts = attempts - 1, updated_at = ? WHERE id = ?", (stamp, row_id))
+                    else:  # the outcome was known, only not yet in the database
+                        state, last_reply = handed[row_id]
+                        conn.execute("UPDATE recipients SET state = ?, last_reply = ?, updated_at = ? WHERE id = ?", (state, last_reply, stamp, row_id))
             conn.execute("COMMIT")
             return uncertain
 
@@ -279,12 +285,29 @@ class Ledger:
     def handed_log(self) -> Path:
         return self.path.with_suffix(".handed")
 
-    def _read_handed(self) -> set[int] | None:
+    def _read_handed(self) -> dict[int, tuple[str, str | None] | None] | None:
+        """The hand-over log: for each row handed over, its last outcome, or None if its final reply
+        had not arrived.  Lines are ``<id>`` (handed over) and ``<id> <state> <reply as JSON>``."""
         try:
             data = self.handed_log.read_bytes()
         except FileNotFoundError:
             return None
-        return {int(x) for x in data.split(b"\n") if x.strip().isdigit()}
+        handed: dict[int, tuple[str, str | None] | None] = {}
+        for line in data.split(b"\n"):
+            row_id, _, outcome = line.partition(b" ")
+            if not row_id.isdigit():
+                continue  # a torn last line: that write never completed
+            if not outcome:
+                handed[int(row_id)] = None
+                continue
+            state, _, reply = outcome.partition(b" ")
+            try:
+                decoded = json.loads(reply)
+            except ValueError:
+                continue  # torn: the row keeps what it had (handed over: uncertain)
+            if state.decode("ascii", "replace") in STATES and (decoded is None or isinstance(decoded, str)):
+                handed[int(row_id)] = (state.decode("ascii"), decoded)
+        return handed
 
     def start_run(self) -> None:
         """Start this run's hand-over log and remember the machine's boot id (see the module docstring);
@@ -385,6 +408,8 @@ class Ledger:
         (in the WAL: survives a killed process), fsynced with the next claim.
         """
         assert state in STATES and state != "sending"
+        if self._handed_fd is not None:  # known now even if the process is killed before the flush
+            os.write(self._handed_fd, b"%d %s %s\n" % (row_id, state.encode("ascii"), json.dumps(reply).encode("ascii")))
         self._group_commit(
             "UPDATE recipients SET state = ?, last_reply = ?, updated_at = ? WHERE id = ?",
             [(state, reply, now(), row_id)], durable=False, wait=False,

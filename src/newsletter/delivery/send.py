@@ -49,6 +49,7 @@ SECRET_ENV = "NEWSLETTER_SECRET"
 MAX_ATTEMPTS = 5
 RETRY_DELAY = 2.0  # seconds before the first retry; doubled each time
 TEST_PREFIX = "[TEST] "
+UNCERTAIN_LIMIT = 3  # uncertain outcomes in a row, plus one per connection, stop the run
 CLAIM_SIZE = 32  # rows marked sending per fsync; a power cut can leave up to this many per connection uncertain
 
 Progress = Callable[["ProgressEvent"], None]
@@ -193,7 +194,9 @@ class SendReport:
 
     @property
     def ok(self) -> bool:
-        return not self.counts.get("failed") and not self.this_run.get("failed") and not self.interrupted and not self.stopped
+        """Nothing failed, nothing left uncertain, not stopped: exit 0 (and archived)."""
+        return not self.counts.get("failed") and not self.this_run.get("failed") and not self.counts.get("uncertain") \
+            and not self.interrupted and not self.stopped
 
     def as_json(self) -> dict[str, Any]:
         """The report.json format agreed in INTERFACES.md."""
@@ -505,6 +508,7 @@ class _Run:
         self.done = 0
         self.total = total
         self.consecutive_unreachable = 0
+        self.consecutive_uncertain = 0
         self.fatal: BaseException | None = None
         states = ("pending", "deferred", "uncertain") if plan.options.resend_uncertain else ("pending", "deferred")
         self.queue = _Queue(ledger.rows(states))
@@ -520,7 +524,7 @@ class _Run:
             if state == "failed" and len(self.report.failures) < 20:
                 self.report.failures.append((row.address, reply or ""))
             if state == "sent" or state == "failed":
-                self.consecutive_unreachable = 0
+                self.consecutive_unreachable = self.consecutive_uncertain = 0
             done = self.done
         if self.progress:
             self.progress(ProgressEvent(row.address, state, done, self.total))
@@ -531,6 +535,16 @@ class _Run:
             self.consecutive_unreachable += 1
             if self.consecutive_unreachable >= 5 + 3 * self.plan.concurrency and not self.report.stopped:
                 self.report.stopped = f"the server is not accepting connections ({reply})"
+                self.queue.stop()
+
+    def uncertain(self, reply: str) -> None:
+        """The data went out and no answer came back.  A server that takes messages and never
+        answers (or closes, or trickles) would turn the whole list uncertain, a timeout each:
+        a few in a row with no success between stop the run, leaving the rest pending."""
+        with self.lock:
+            self.consecutive_uncertain += 1
+            if self.consecutive_uncertain >= UNCERTAIN_LIMIT + self.plan.concurrency and not self.report.stopped:
+                self.report.stopped = f"{self.consecutive_uncertain} messages in a row got no answer after their data was sent ({reply})"
                 self.queue.stop()
 
     def work(self) -> None:
@@ -617,6 +631,7 @@ class _Run:
         except UncertainDelivery as exc:
             ledger.mark_result(row.id, "uncertain", exc.reply)
             self.finished_one(row, "uncertain", exc.reply)
+            self.uncertain(exc.reply)
         except NewsletterError as exc:
             # The sender says no retry can help (login refused, sender address refused):
             # nothing was handed over, so the row goes back to pending for the next run.
@@ -709,7 +724,13 @@ def _execute_locked(plan: Plan, report: SendReport, progress: Progress | None) -
         if isinstance(run.fatal, NewsletterError):
             raise run.fatal
         raise run.fatal
-    if finished:
+    if finished and report.counts.get("uncertain"):
+        # Archiving says "sent"; some of these may not have arrived.  The author decides.
+        report.archive = (
+            f"not archived: {report.counts['uncertain']} uncertain. Once you have decided about them "
+            f"(--resend-uncertain, or leave them), `newsletter archive {plan.month}` archives the issue."
+        )
+    elif finished:
         report.archive = _archive(plan, report)
         report.site = _refresh_site(plan)
     return report
