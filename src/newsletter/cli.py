@@ -333,11 +333,13 @@ def list_command(folder: Path) -> None:
 @click.option("--resend-uncertain", is_flag=True, help="Also send to recipients whose delivery is uncertain after a crash.")
 @click.option("--no-site", is_flag=True, help="Do not rebuild site/ (the web archive) after the send.")
 @click.option("--retry-delay", type=float, default=None, hidden=True, help="Seconds before the first retry (doubles each time).")
+@click.option("--progress-every", type=float, default=None, hidden=True, help="Seconds between progress lines off a terminal [default: 10].")
 @folder_option
 @user_errors
 def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool, test: tuple[str, ...], rate: float | None,
-                 concurrency: int | None, yes: bool, force: bool, resend_uncertain: bool, no_site: bool, retry_delay: float | None, folder: Path) -> None:
+                 concurrency: int | None, yes: bool, force: bool, resend_uncertain: bool, no_site: bool, retry_delay: float | None, progress_every: float | None, folder: Path) -> None:
     """Send ISSUE to every subscriber in --to once; run it again to resume after any interruption."""
+    from newsletter.delivery.progress import ProgressSnapshot, ProgressThrottle
     from newsletter.delivery.send import RETRY_DELAY, SendOptions, execute, prepare
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
@@ -360,22 +362,19 @@ def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool,
             click.echo("nothing sent")
             return
     _stop_on_sigterm()
-    if interactive and not test and not dry_run and plan.to_send:
-        import threading
-        import time
-
-        lock = threading.Lock()  # progress events come from the worker threads
-        started = time.monotonic()
-        with click.progressbar(length=plan.to_send, label="sending", show_pos=True, show_eta=True,
-                               item_show_func=lambda e: f"{e.done / max(time.monotonic() - started, 1e-9):.0f} msg/s" if e else None) as bar:
-
-            def advance(event: Any) -> None:
-                with lock:
-                    bar.update(1, event)
-
-            report = execute(plan, progress=advance)
-    else:
+    if test or dry_run or not plan.to_send:
         report = execute(plan)
+    elif sys.stdout.isatty():
+        with click.progressbar(length=plan.to_send, label="sending", show_pos=True, show_eta=True,
+                               item_show_func=lambda snap: f"{snap.rate:.0f} msg/s" if snap else None) as bar:
+
+            def redraw(snap: ProgressSnapshot) -> None:  # at most 10 times a second (ProgressThrottle)
+                bar.update(snap.done - bar.pos, snap)
+
+            report = execute(plan, progress=ProgressThrottle(plan.to_send, redraw, terminal=True))
+    else:  # cron, a log: a line every 10 s or 5 %, whichever is rarer
+        report = execute(plan, progress=ProgressThrottle(plan.to_send, lambda snap: click.echo(snap.line()), terminal=False,
+                                                         interval=progress_every))
     for line in report.lines():
         if line not in shown:  # notes already in the summary
             click.echo(line)
