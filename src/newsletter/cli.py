@@ -107,6 +107,9 @@ def main(folder: Path | None) -> None:
     """Write a monthly research newsletter as one YAML file per month: check, build, preview, send, archive."""
 
 
+TO_GREETING_HELP = "A subscriber list (CSV): show the greeting its first reader gets [default: the subscriber store's first confirmed reader, else 'Dear [name],']."
+
+
 @main.command("init")
 @click.argument("directory", type=click.Path(path_type=_Path))
 @click.option("--name", help="The newsletter's name.")
@@ -176,13 +179,15 @@ def new_command(month: str, folder: Path) -> None:
 @main.command("build")
 @click.argument("issue")
 @click.option("--out", type=click.Path(file_okay=False, path_type=_Path), default=None, help="Output folder [default: build/].")
+@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=_Path), default=None, help=TO_GREETING_HELP)
 @folder_option
 @user_errors
-def build_command(issue: str, out: Path | None, folder: Path) -> None:
+def build_command(issue: str, out: Path | None, to: Path | None, folder: Path) -> None:
     """Write DIR/YYYY-MM/email.html, email.txt and message.eml for ISSUE (YYYY-MM or a path)."""
+    from newsletter.audience.greeting import sample_greeting
     from newsletter.mail.build import build
 
-    result = build(folder, issue, out)
+    result = build(folder, issue, out, greeting=sample_greeting(folder, to))
     for warning in result.warnings:
         click.echo(str(warning), err=True)
     click.echo(f"built {result.directory}/ (email.html {result.rendered.html_bytes / 1024:.1f} KB, email.txt, message.eml)")
@@ -197,13 +202,15 @@ def build_command(issue: str, out: Path | None, folder: Path) -> None:
 @click.argument("issue")
 @click.option("--port", type=int, default=8025, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the preview in your web browser.")
+@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=_Path), default=None, help=TO_GREETING_HELP)
 @folder_option
 @user_errors
-def preview_command(issue: str, port: int, open_browser: bool, folder: Path) -> None:
+def preview_command(issue: str, port: int, open_browser: bool, to: Path | None, folder: Path) -> None:
     """Serve a live preview of ISSUE on 127.0.0.1 that reloads when you save."""
+    from newsletter.audience.greeting import sample_greeting
     from newsletter.mail.preview import serve
 
-    serve(folder, issue, port=port, open_browser=open_browser, announce=click.echo)
+    serve(folder, issue, port=port, open_browser=open_browser, announce=click.echo, greeting=sample_greeting(folder, to))
 
 
 @main.command("archive")

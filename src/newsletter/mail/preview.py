@@ -32,7 +32,7 @@ from newsletter.content.config import find_config
 from newsletter.errors import NewsletterError
 from newsletter.content.load import display_path, resolve_issue_path
 from newsletter.content.model import MONTH_RE
-from newsletter.mail.render import GMAIL_CLIP_BYTES, RenderedEmail, template_files
+from newsletter.mail.render import GMAIL_CLIP_BYTES, PREVIEW_GREETING, Personal, RenderedEmail, template_files
 
 HOST = "127.0.0.1"
 DESKTOP_WIDTH = 800
@@ -55,9 +55,10 @@ class Snapshot:
 class Preview:
     """Watches one issue's inputs and rebuilds its snapshot when they change."""
 
-    def __init__(self, folder: Path, issue_arg: str) -> None:
+    def __init__(self, folder: Path, issue_arg: str, greeting: str = PREVIEW_GREETING) -> None:
         self.folder = folder
         self.issue_arg = issue_arg
+        self.greeting = greeting  # shown where each reader's "Dear ...," goes
         self.issue_path = resolve_issue_path(folder, issue_arg)
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
@@ -101,7 +102,7 @@ class Preview:
             config = load_config(self.folder)
             loaded = load_issue(self.issue_path, config, self.folder, placeholders="warning")
             assert loaded.issue is not None
-            rendered = Renderer(self.folder, config).render(loaded.issue)
+            rendered = Renderer(self.folder, config).render(loaded.issue, Personal(greeting=self.greeting))
             return Snapshot(version, display, rendered=rendered, warnings=warnings)
         except NewsletterError as exc:
             return Snapshot(version, display, errors=[str(exc)])
@@ -110,9 +111,9 @@ class Preview:
             return Snapshot(version, display, errors=[f"internal error while building the preview: {detail}\n(please report this)"])
 
 
-def preview_page(folder: Path, issue_arg: str) -> str:
+def preview_page(folder: Path, issue_arg: str, greeting: str = PREVIEW_GREETING) -> str:
     """The preview page's HTML for an issue, built without a server (for tests and tools)."""
-    return render_page(Preview(folder, issue_arg).snapshot())
+    return render_page(Preview(folder, issue_arg, greeting).snapshot())
 
 
 def render_page(snap: Snapshot, nonce: str = "") -> str:
@@ -282,8 +283,8 @@ class _Server(ThreadingHTTPServer):
 class PreviewServer:
     """The preview HTTP server; bind on construction, then serve (here or in a thread)."""
 
-    def __init__(self, folder: Path, issue_arg: str, port: int = 0) -> None:
-        self.preview = Preview(folder, issue_arg)
+    def __init__(self, folder: Path, issue_arg: str, port: int = 0, greeting: str = PREVIEW_GREETING) -> None:
+        self.preview = Preview(folder, issue_arg, greeting)
         if not self.preview.issue_path.is_file():
             raise NewsletterError(
                 "file not found",
@@ -332,9 +333,10 @@ class PreviewServer:
         self.stop()
 
 
-def serve(folder: Path, issue_arg: str, *, port: int, open_browser: bool, announce: Callable[[str], None]) -> None:
-    """Serve the live preview on 127.0.0.1 until Ctrl-C."""
-    server = PreviewServer(folder, issue_arg, port)
+def serve(folder: Path, issue_arg: str, *, port: int, open_browser: bool, announce: Callable[[str], None],
+          greeting: str = PREVIEW_GREETING) -> None:
+    """Serve the live preview on 127.0.0.1 until Ctrl-C, showing ``greeting`` as readers' copies do."""
+    server = PreviewServer(folder, issue_arg, port, greeting)
     first = server.preview.snapshot()  # build once now so the first page is quick
     announce(f"previewing {first.issue_display} at {server.url} (Ctrl-C to stop)")
     for message in first.errors:

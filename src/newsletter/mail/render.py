@@ -28,6 +28,7 @@ HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
 TEXT_WIDTH = 72
 GMAIL_CLIP_BYTES = 102 * 1024
+PREVIEW_GREETING = "Dear [name],"  # build and preview without a known list: where each reader's name goes
 USER_TEMPLATES_DIR = "templates"
 
 
