@@ -128,7 +128,7 @@ def test_new_report_for_unchanged_issue_updates_report_and_keeps_email(folder: P
     html = (target / "email.html").read_bytes()
     # templates changed since the send: the archived email must stay what was sent
     (folder / "templates").mkdir()
-    (folder / "templates" / "email.txt.j2").write_text("changed template {{ issue.month }}\n", encoding="utf-8")
+    (folder / "templates" / "email.txt.j2").write_text("changed template {{ issue.month }}\n{{ unsubscribe_url }}\n{{ config.postal_address }}\n", encoding="utf-8")
     later = {**REPORT, "finished": "2026-10-06T10:00:00+00:00", "counts": {**REPORT["counts"], "sent": 3, "failed": 0}}
     result = archive_issue(folder, "2026-10", report=later)
     assert result.action == "updated"

@@ -98,3 +98,17 @@ def test_qp_segments_decode_back(text: str) -> None:
     encoded = qp_encode(text, soft_end=True)
     assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
     assert quopri.decodestring(encoded).decode("utf-8").replace("\r\n", "\n") == text
+
+
+def test_placeholder_text_in_content_is_just_text(folder: Path) -> None:
+    """Issue 10 item 9: a title containing "nlslot" passed check and build, then send refused it with a merge-field error."""
+    issue_path = resolve_issue_path(folder, "2026-11")
+    text = issue_path.read_text(encoding="utf-8")
+    issue_path.write_text(text.replace("  - title: Feedback From", "  - title: nlslotgreeting nlslotunsubscribe NLSLOTfield0x Feedback From", 1), encoding="utf-8")
+    config = load_config(folder)
+    issue = load_issue(issue_path, config, folder).issue
+    message = parse(Personaliser(Renderer(folder, config), issue, config, b"key").personalise("ada@example.org", "Ada").data)
+    for part in ("plain", "html"):
+        body = message.get_body((part,)).get_content()
+        assert "nlslotgreeting nlslotunsubscribe NLSLOTfield0x Feedback From" in body
+        assert "Dear Ada," in body

@@ -147,11 +147,15 @@ def test_personal_parts_are_used(golden_folder: Path) -> None:
     assert 'href="https://golden.example.org/u/TOKEN"' in rendered.html
 
 
+# the least a text template must carry: the unsubscribe link and the postal address (render checks)
+FOOTER_TEXT = "BODY\n{{ unsubscribe_url }}\n{{ config.postal_address }}\n"
+
+
 def test_user_template_overrides_one_file(golden_folder: Path) -> None:
     (golden_folder / "templates").mkdir()
-    (golden_folder / "templates" / "email.txt.j2").write_text("Custom {{ issue.month_name }}\n", encoding="utf-8")
+    (golden_folder / "templates" / "email.txt.j2").write_text(FOOTER_TEXT.replace("BODY", "Custom {{ issue.month_name }}"), encoding="utf-8")
     rendered = render(golden_folder)
-    assert rendered.text == "Custom July 2021\n"
+    assert rendered.text.startswith("Custom July 2021\n")
     assert "The Emotionally Burdened Psychotherapist" in rendered.html  # the HTML template is still the packaged one
 
 
@@ -211,3 +215,39 @@ def test_citation_link_inside_text_becomes_a_link() -> None:
     assert str(cite_html(bare)) == 'A (2013). T, DOI: <a href="https://doi.org/10.1080/1050">10.1080/1050</a>'
     absent = Citation(text="A (2020). T.", url="https://example.org/a?b=1&c=2")
     assert str(cite_html(absent)) == 'A (2020). T. <a href="https://example.org/a?b=1&amp;c=2">https://example.org/a?b=1&amp;c=2</a>'
+
+
+@pytest.mark.parametrize(
+    ("template", "replace", "missing"),
+    [
+        ("email.txt.j2", "{{ config.postal_address }}", "the rendered plain-text part has no postal address"),
+        ("email.mjml.j2", '<a href="{{ unsubscribe_url }}">Unsubscribe</a>', "the rendered HTML part has no unsubscribe link"),
+    ],
+)
+def test_an_email_without_its_footer_is_refused(golden_folder: Path, template: str, replace: str, missing: str) -> None:
+    """Issue 10 item 8: whatever the content or templates, both parts carry the unsubscribe link and postal address."""
+    packaged = Path(__file__).resolve().parent.parent / "src" / "newsletter" / "templates" / template
+    text = packaged.read_text(encoding="utf-8")
+    assert replace in text
+    (golden_folder / "templates").mkdir()
+    (golden_folder / "templates" / template).write_text(text.replace(replace, ""), encoding="utf-8")
+    with pytest.raises(TemplateError) as info:
+        render(golden_folder)
+    assert str(info.value).startswith(f"templates: {missing}")
+
+
+def test_an_oversized_field_is_refused_by_check(golden_folder: Path) -> None:
+    """Issue 10 item 8: a 10 MB field made premailer/lxml silently cut the HTML, footer and unsubscribe link included."""
+    from newsletter.content.load import check_issue
+
+    path = golden_folder / "issues" / "2021-07.yaml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("    summary: ")
+    path.write_text(text[:start] + "    summary: " + "word " * 12_000 + "\n" + text[text.index("\n", start) + 1:], encoding="utf-8")
+    problems = [str(p) for p in check_issue(path, load_config(golden_folder), golden_folder).errors]
+    (problem,) = problems
+    assert re.fullmatch(
+        r"issues/2021-07\.yaml:\d+:14: error: 'summary' is 6\d,\d{3} characters long; the limit is 50,000 "
+        r"\(an email over 102 KB is clipped by Gmail, hiding the footer and the unsubscribe link\)",
+        problem,
+    ), problem

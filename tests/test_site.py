@@ -299,3 +299,32 @@ def test_a_typo_in_a_user_site_template_names_file_and_line(archived: Path) -> N
     assert "Traceback" not in result.output
     assert not (archived / "site").exists()
     assert sorted(p.name for p in archived.iterdir() if p.name.startswith(".site")) == []
+
+
+def test_a_very_long_topic_gets_a_short_unique_file_name(folder: Path) -> None:
+    """Issue 10 item 8: a topic over 250 characters made a file name too long and crashed `site`."""
+    long_a, long_b = "Topic " + "a" * 300, "Topic " + "a" * 299 + "b"
+    config = folder / "newsletter.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("  - Empathy\n", f"  - Empathy\n  - {long_a}\n  - {long_b}\n", 1), encoding="utf-8")
+    issue = folder / "issues" / "2026-11.yaml"
+    text = issue.read_text(encoding="utf-8")
+    first = text.index("    topics: [")
+    text = text[:first] + f"    topics: [{long_a}, {long_b}]\n" + text[text.index("\n", first) + 1:]
+    issue.write_text(text, encoding="utf-8")
+    result = run(folder, "site", "--include-drafts")
+    assert result.exit_code == 0, result.output
+    pages = sorted(p.name for p in (folder / "site" / "topics").glob("topic-a*.html"))
+    assert len(pages) == 2 and all(len(name) == len("x" * 100 + ".html") for name in pages), pages
+    assert long_a in (folder / "site" / "topics" / pages[0]).read_text(encoding="utf-8") + (folder / "site" / "topics" / pages[1]).read_text(encoding="utf-8")
+
+
+def test_month_0000_is_refused_by_check(folder: Path) -> None:
+    """Issue 10 item 8: month 0000-01 passed `check` and crashed `site` (datetime has no year 0)."""
+    issue = folder / "issues" / "2026-11.yaml"
+    issue.write_text(issue.read_text(encoding="utf-8").replace("month: 2026-11", "month: 0000-01"), encoding="utf-8")
+    issue.rename(folder / "issues" / "0000-01.yaml")
+    result = run(folder, "check", "issues/0000-01.yaml")
+    assert result.exit_code == 1
+    assert "issues/0000-01.yaml:1:8: error: month '0000-01': the year must be from 1900 to 2999" in result.output
+    result = run(folder, "site", "--include-drafts")
+    assert "Traceback" not in result.output and not isinstance(result.exception, ValueError)

@@ -7,6 +7,7 @@ prompt (see ``senders.smtp``).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -81,6 +82,18 @@ _KNOWN_KEYS = {
 DKIM_KEY_VARIABLE = "NEWSLETTER_DKIM_KEY"
 # A DKIM selector: dot-separated DNS labels (RFC 6376 section 3.1).
 SELECTOR_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+
+
+MIN_RATE, MAX_RATE = 0.001, 100_000.0  # one message in ~17 minutes .. far beyond any server
+MIN_TIMEOUT, MAX_TIMEOUT = 0.05, 3600.0
+
+
+def rate_error(rate: object, name: str) -> str | None:
+    """Why ``rate`` (messages per second) cannot be used, or None: NaN, infinity, 1e-300 and text crashed the send."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or not MIN_RATE <= rate <= MAX_RATE:
+        shown = f"{rate:g}" if isinstance(rate, float) else str(rate)
+        return f"{name} must be a number of messages per second from {MIN_RATE:g} to {MAX_RATE:g}, not {shown}"
+    return None
 
 
 def find_config(folder: Path) -> Path:
@@ -168,8 +181,9 @@ def check_config(folder: Path, env: Mapping[str, str] | None = None, *, lenient:
     send = data.get("send") if isinstance(data.get("send"), dict) else {}
     sender_plugin = env.get("NEWSLETTER_SENDER") or send.get("sender") or ("smtp" if smtp.host else "maildir")
     rate = send.get("rate")
-    if rate is not None and (not isinstance(rate, (int, float)) or rate <= 0):
-        problems.append(src.problem(("send", "rate"), "send.rate must be a positive number of messages per second"))
+    rate_problem = rate_error(rate, "send.rate") if rate is not None else None
+    if rate_problem:
+        problems.append(src.problem(("send", "rate"), rate_problem))
         rate = None
     concurrency = send.get("concurrency", 1)
     if not isinstance(concurrency, int) or concurrency < 1:
@@ -312,10 +326,12 @@ def _smtp_settings(src: YamlSource, env: Mapping[str, str], problems: list[Probl
     username = env.get("NEWSLETTER_SMTP_USERNAME") or raw.get("username")
     try:
         timeout = float(raw.get("timeout", 30))
-        if timeout <= 0:
+        if not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:  # also false for NaN; .inf overflowed the socket timeout
             raise ValueError
     except (TypeError, ValueError):
-        problems.append(src.problem(("smtp", "timeout"), f"smtp timeout must be a number of seconds above 0, not '{raw.get('timeout')}'"))
+        problems.append(src.problem(
+            ("smtp", "timeout"), f"smtp timeout must be a number of seconds from {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}, not '{src.as_text(('smtp', 'timeout'), raw.get('timeout'))}'",
+        ))
         timeout = 30.0
     return SMTPSettings(
         host=str(host) if host else None,

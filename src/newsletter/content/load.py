@@ -212,9 +212,10 @@ class _IssueBuilder:
         if value is None:
             self.error((), "missing required field 'month' (write it as YYYY-MM, e.g. month: 2021-07)")
             return None
-        month = str(value).strip()
+        month = str(self.src.as_text(("month",), value)).strip()
         if not MONTH_RE.match(month):
-            self.error(("month",), f"month '{month}' must be written YYYY-MM, e.g. 2021-07")
+            year_only = MONTH_LIKE_RE.match(month) and not month.startswith(("19", "2"))
+            self.error(("month",), f"month '{month}': the year must be from 1900 to 2999" if year_only else f"month '{month}' must be written YYYY-MM, e.g. 2021-07")
             return None
         if self.month_from is not None:
             expected, holder = self.month_from

@@ -7,10 +7,12 @@ model stays a pure value.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 
-MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# Years 1900-2999: a month like 0000-01 passed check and crashed the site (no year 0 in datetime).
+MONTH_RE = re.compile(r"^(19\d\d|2\d\d\d)-(0[1-9]|1[0-2])$")
 MONTH_NAMES = (
     "January", "February", "March", "April", "May", "June", "July",
     "August", "September", "October", "November", "December",
@@ -145,12 +147,19 @@ def paragraphs(text: str) -> list[str]:
     return [" ".join(line.strip() for line in b.splitlines()).strip() for b in blocks if b.strip()]
 
 
+MAX_SLUG = 100  # file names stay far below the usual 255-byte limit, with ".html"/".xml" added
+
+
 def slugify(text: str) -> str:
     """A lowercase ASCII slug for file names and anchors."""
     import unicodedata
 
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if len(slug) > MAX_SLUG:
+        # a topic of 250+ characters made a file name too long for the file system; cut, kept unique by a hash
+        digest = hashlib.blake2b(text.encode("utf-8"), digest_size=4).hexdigest()
+        slug = slug[: MAX_SLUG - 9].rstrip("-") + "-" + digest
     return slug or "item"
 
 

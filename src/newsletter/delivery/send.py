@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from newsletter.content.addresses import is_valid_address
-from newsletter.content.config import load_config
+from newsletter.content.config import load_config, rate_error
 from newsletter.errors import NewsletterError, SendError, ValidationError
 from newsletter.delivery.ledger import Ledger, Row, RunLock, ledger_path, now, write_new
 from newsletter.content.load import display_path, load_issue, resolve_issue_path
@@ -313,8 +313,9 @@ def _plan(
     elif options.to is None:
         raise SendError("no subscriber list given", hint="add --to subscribers.csv (or --test you@example.org for a test copy)")
     rate = options.rate if options.rate is not None else config.rate
-    if rate is not None and rate <= 0:
-        raise SendError(f"--rate must be a positive number of messages per second, not {rate:g}")
+    rate_problem = rate_error(rate, "--rate") if rate is not None else None
+    if rate_problem:
+        raise SendError(rate_problem, hint="e.g. --rate 10; leave it out to send as fast as the server takes them")
     concurrency = options.concurrency if options.concurrency is not None else (config.concurrency or 1)
     if concurrency < 1:
         raise SendError("--concurrency must be 1 or more")

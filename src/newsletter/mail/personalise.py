@@ -195,7 +195,7 @@ class Personaliser:
             issue,
             Personal(greeting=self._greeting_token, unsubscribe_url=self._url_token if self.base_url else None, subscriber=fields),
         )
-        _check_tokens_intact(tokens, [self._greeting_token, self._url_token, *self._field_tokens])
+        _check_tokens_intact(tokens, [self._greeting_token, self._url_token, *self._field_tokens], nonce)
         self.rendered = tokens
         self.subject = one_line(subject_prefix + tokens.subject)
         text_marker, html_marker = f"nlslotbodytext{nonce}", f"nlslotbodyhtml{nonce}"
@@ -293,11 +293,15 @@ class Personaliser:
         return qp_encode(html_attribute(url), soft_end=True)
 
 
-def _check_tokens_intact(rendered: RenderedEmail, tokens: list[str]) -> None:
+def _check_tokens_intact(rendered: RenderedEmail, tokens: list[str], nonce: str) -> None:
     """Fail before sending if a template filtered a per-recipient value: the filter saw the
-    placeholder, not the value, so the reader would get the placeholder."""
+    placeholder, not the value, so the reader would get the placeholder.
+
+    What is searched for is this run's random nonce, which no content can contain
+    (it did not exist when the content was written): an author's "nlslot" is just text.
+    """
     rest = re.sub("|".join(tokens), "", rendered.html + rendered.text)
-    if re.search("nlslot", rest, re.IGNORECASE):
+    if re.search(nonce, rest, re.IGNORECASE):
         raise TemplateError(
             "a template passes a per-recipient value (greeting, unsubscribe_url or subscriber.<column>) through a filter "
             "or changes it; these are filled in per recipient after rendering, so they can only be written as they are",

@@ -8,6 +8,7 @@ that names the template and line.
 
 from __future__ import annotations
 
+import html as html_module
 import logging
 import textwrap
 import traceback
@@ -294,7 +295,9 @@ class Renderer:
         )
         check_merge_fields(self.env, (HTML_TEMPLATE, TEXT_TEMPLATE))
         html = self._inline(self._compile_mjml(mjml_source))
-        return RenderedEmail(issue.month, subject, issue.preheader, html, _tidy_text(text))
+        text = _tidy_text(text)
+        check_footer(html, text, context["unsubscribe_url"], self.config.postal_address)
+        return RenderedEmail(issue.month, subject, issue.preheader, html, text)
 
     def default_unsubscribe_url(self) -> str:
         """The list-wide unsubscribe link used when no personal link is given."""
@@ -344,6 +347,31 @@ class Renderer:
         if not out.lstrip().lower().startswith("<!doctype"):
             out = "<!doctype html>\n" + out
         return out
+
+
+def check_footer(html: str, text: str, unsubscribe_url: str, postal_address: str) -> None:
+    """Refuse an email whose HTML or text part lacks the unsubscribe link or the postal address.
+
+    Checked on the finished output, whatever the content and templates: oversized
+    text once made premailer/lxml cut the HTML silently, footer included, and a
+    copied template can drop it.  Compared with entities decoded and spaces
+    collapsed, since the HTML joins the address lines with commas and may escape them.
+    """
+    flat_html = " ".join(html_module.unescape(html).split())
+    flat_text = " ".join(text.split())
+    address_lines = [" ".join(line.split()) for line in postal_address.splitlines() if line.strip()]
+    for part, flat in (("HTML", flat_html), ("plain-text", flat_text)):
+        missing = []
+        if " ".join(unsubscribe_url.split()) not in flat:
+            missing.append("unsubscribe link")
+        if not all(line in flat for line in address_lines):
+            missing.append("postal address")
+        if missing:
+            raise TemplateError(
+                f"the rendered {part} part has no {' and no '.join(missing)}; every email must carry both (anti-spam law, and readers' way out)",
+                path=USER_TEMPLATES_DIR,
+                hint="keep the footer of the packaged template in your copy, or delete the copy to use the default; nothing was built or sent",
+            )
 
 
 def _template_frame(exc: BaseException, fallback: str) -> tuple[str, int | None]:
