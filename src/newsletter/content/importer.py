@@ -347,7 +347,10 @@ class _Block(str):
 
 
 class _IssueDumper(yaml.SafeDumper):
-    pass
+    """Writes issue files; never anchors and aliases (check refuses them), even for shared lists."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
 
 
 def _represent_block(dumper: yaml.SafeDumper, value: _Block) -> yaml.Node:
