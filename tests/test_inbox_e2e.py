@@ -2,7 +2,8 @@
 
 A private Postfix on 127.0.0.1 takes an issue sent with VERP envelope senders
 and produces real DSNs: "user unknown" (5.1.1) for two readers that do not
-exist and "mailbox full" (5.2.2) for one, each returned to its reader's
+exist, "mailbox full" (5.2.2) for one and a delay warning (4.2.1, Action: delayed)
+for one it keeps deferring, each returned to its reader's
 ``bounces+<token>@newsletter.test`` address and delivered into one Maildir.
 Into the same Maildir, through the same Postfix, come an ARF abuse report
 about another reader, a reader's vacation reply, a mailto unsubscribe
@@ -38,6 +39,7 @@ LIST_DOMAIN = "newsletter.test"
 SECRET = "inbox e2e secret"
 READERS = ("ada", "linus")  # delivered
 FULL = "grace"  # Postfix answers 5.2.2 mailbox full
+SLOW = "slow"  # Postfix defers (4.2.1) and sends a delay warning
 GHOSTS = ("ghost1", "ghost2")  # no such user: 5.1.1
 PERSONAL_SUBJECT = "Lunch on Friday?"
 
@@ -50,13 +52,18 @@ class BouncingPostfix(PrivatePostfix):
         super().write_config()
         with open(self.config / "vmailbox", "a") as out:
             out.write(f"bounces@{LIST_DOMAIN} {LIST_DOMAIN}/box/\nunsubscribe@{LIST_DOMAIN} {LIST_DOMAIN}/box/\n")
-        (self.config / "transport").write_text(f"{FULL}@{DOMAIN} error:5.2.2 Mailbox full: quota exceeded\n")
+        (self.config / "transport").write_text(
+            f"{FULL}@{DOMAIN} error:5.2.2 Mailbox full: quota exceeded\n"
+            f"{SLOW}@{DOMAIN} retry:4.2.1 Mailbox temporarily unavailable\n"
+        )
         with open(self.config / "main.cf", "a") as out:
             out.write(
                 f"virtual_mailbox_domains = {DOMAIN}, {LIST_DOMAIN}\n"
                 "recipient_delimiter = +\n"
                 "smtpd_reject_unlisted_recipient = no\n"
                 f"transport_maps = texthash:{self.config}/transport\n"
+                # a delay warning (a real 4.x.x DSN) one second after the first deferral
+                "delay_warning_time = 1s\nqueue_run_delay = 1s\nminimal_backoff_time = 1s\nmaximal_backoff_time = 2s\n"
             )
 
     def box(self) -> Path:
@@ -163,7 +170,7 @@ def returned(tmp_path_factory):
         postfix.start()
         env = {"NEWSLETTER_SMTP_HOST": "127.0.0.1", "NEWSLETTER_SMTP_PORT": str(postfix.port), "NEWSLETTER_SMTP_SECURITY": "none",
                "NEWSLETTER_SECRET": SECRET}
-        everyone = (*READERS, FULL, *GHOSTS)
+        everyone = (*READERS, FULL, SLOW, *GHOSTS)
         (folder / "subscribers.csv").write_text("email,name\n" + "".join(f"{r}@{DOMAIN},{r.title()}\n" for r in everyone))
         report = execute(prepare(folder, SendOptions(issue="2026-11", to=folder / "subscribers.csv", sender="smtp"), env=env))
         assert report.counts["sent"] == len(everyone), report.lines()
@@ -173,8 +180,8 @@ def returned(tmp_path_factory):
             smtp.sendmail("fbl@isp.test", [f"bounces@{LIST_DOMAIN}"], _arf_about(linus))
             for message in (_vacation_reply(_parsed(ada)), _mailto_unsubscribe(_parsed(ada)), _personal()):
                 smtp.send_message(message, from_addr="someone@elsewhere.test")
-        files = postfix.wait_for_box(3 + 4)
-        assert len(files) == 7, f"{len(files)} messages in the box\n{postfix.log_text()}"
+        files = postfix.wait_for_box(4 + 4)
+        assert len(files) == 8, f"{len(files)} messages in the box\n{postfix.log_text()}"
         box = work / "box"
         shutil.copytree(postfix.box(), box)
     finally:
@@ -203,7 +210,7 @@ def _personal_file(box: Path) -> Path:
     raise AssertionError("the personal message is not in new/")
 
 
-SUMMARY = "handled 2 hard, 1 soft, 1 complaints, 1 unsubscribes, 1 auto-replies, 0 unmatched, 1 left alone"
+SUMMARY = "handled 2 hard, 2 soft, 1 complaints, 1 unsubscribes, 1 auto-replies, 0 unmatched, 1 left alone"
 AGAIN = "handled 0 hard, 0 soft, 0 complaints, 0 unsubscribes, 0 auto-replies, 0 unmatched, 1 left alone"
 
 
@@ -214,8 +221,8 @@ def test_inbox_reads_a_maildir_of_real_bounces(returned, tmp_path: Path) -> None
 
     dry = _run(folder, "inbox", "--maildir", str(box), "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert f"Maildir {box}: would handle 2 hard, 1 soft" in dry.stdout
-    assert len(list((box / "new").iterdir())) == 7 and not (box / ".newsletter-processed").exists()
+    assert f"Maildir {box}: would handle 2 hard, 2 soft" in dry.stdout
+    assert len(list((box / "new").iterdir())) == 8 and not (box / ".newsletter-processed").exists()
 
     first = _run(folder, "inbox", "--maildir", str(box))
     assert first.returncode == 0, first.stderr
@@ -223,6 +230,7 @@ def test_inbox_reads_a_maildir_of_real_bounces(returned, tmp_path: Path) -> None
     for ghost in GHOSTS:
         assert f"hard bounce {ghost}@{DOMAIN} (2026-11): 5.1.1" in first.stdout
     assert f"soft bounce {FULL}@{DOMAIN} (2026-11): 5.2.2" in first.stdout
+    assert f"soft bounce {SLOW}@{DOMAIN} (2026-11): 4.2.1" in first.stdout
     assert f"complaint  linus@{DOMAIN} (2026-11)" in first.stdout
     assert f"unsubscribe ada@{DOMAIN}" in first.stdout
     assert f"auto-reply ada@{DOMAIN} (2026-11): ignored" in first.stdout
@@ -230,7 +238,7 @@ def test_inbox_reads_a_maildir_of_real_bounces(returned, tmp_path: Path) -> None
     # only the personal message is left where it was, byte for byte, under the same name
     assert list((box / "new").iterdir()) == [personal]
     assert personal.read_bytes() == personal_bytes and personal.stat().st_mtime_ns == personal_stat.st_mtime_ns
-    assert len(list((box / ".newsletter-processed" / "new").iterdir())) == 6
+    assert len(list((box / ".newsletter-processed" / "new").iterdir())) == 7
 
     _check_store(folder)
     before = _store_snapshot(folder)
@@ -241,7 +249,7 @@ def test_inbox_reads_a_maildir_of_real_bounces(returned, tmp_path: Path) -> None
     assert list((box / "new").iterdir()) == [personal] and personal.read_bytes() == personal_bytes
 
     status = _run(folder, "status", "2026-11")
-    assert "came back:     2 hard bounces, 1 soft bounces, 1 complaints, 1 auto-replies" in status.stdout, status.stdout + status.stderr
+    assert "came back:     2 hard bounces, 2 soft bounces, 1 complaints, 1 auto-replies" in status.stdout, status.stdout + status.stderr
 
 
 def _check_store(folder: Path) -> None:
@@ -258,6 +266,8 @@ def _check_store(folder: Path) -> None:
         assert store.status_of(f"{FULL}@{DOMAIN}") != "bounced"
         [soft] = [e for e in store.events(f"{FULL}@{DOMAIN}") if e["event"] == "soft-bounce"]
         assert soft["detail"]["status"] == "5.2.2" and soft["detail"]["score"] == 0.5
+        [delayed] = [e for e in store.events(f"{SLOW}@{DOMAIN}") if e["event"] == "soft-bounce"]
+        assert delayed["detail"]["status"] == "4.2.1" and delayed["detail"]["action"] == "delayed"
         assert store.status_of(f"linus@{DOMAIN}") == "complained"
         assert store.status_of(f"ada@{DOMAIN}") == "unsubscribed"
 
@@ -266,7 +276,7 @@ def _store_snapshot(folder: Path) -> list:
     from newsletter.audience.store import SubscriberStore
 
     with SubscriberStore.open(folder) as store:
-        everyone = [f"{r}@{DOMAIN}" for r in (*READERS, FULL, *GHOSTS)]
+        everyone = [f"{r}@{DOMAIN}" for r in (*READERS, FULL, SLOW, *GHOSTS)]
         return [(a, store.status_of(a), store.events(a)) for a in everyone]
 
 
@@ -314,7 +324,7 @@ def test_inbox_reads_the_same_mail_over_imap_with_tls(returned, tmp_path: Path) 
         with imaplib.IMAP4_SSL("127.0.0.1", dovecot.port, ssl_context=ssl.create_default_context(cafile=str(dovecot.cert))) as imap:
             imap.login("bounces", "imap test password")
             _, count = imap.select("newsletter-processed", readonly=True)
-            assert count == [b"6"]
+            assert count == [b"7"]
             _, count = imap.select("INBOX", readonly=True)
             assert count == [b"1"]
     finally:
