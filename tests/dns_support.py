@@ -27,6 +27,9 @@ class Dnsmasq:
             f"--port={self.port}", "--listen-address=127.0.0.1", "--bind-interfaces",
             f"--pid-file={tmp / 'dnsmasq.pid'}", "--conf-file=/dev/null",
         ]
+        # answered from these options only, as an authoritative server would: NXDOMAIN or an empty answer
+        # for a missing record, not REFUSED (dnsmasq's reply when it would have to ask an upstream)
+        args.append("--local=/example.org/example.net/example.com/in-addr.arpa/ip6.arpa/")
         args += [f"--txt-record={name},{value}" for name, value in (txt or {}).items()]
         args += records or []
         self.args = [a for a in args if a]

@@ -495,5 +495,20 @@ def dkim_keygen_command(selector: str, key_file: Path | None, folder: Path) -> N
     click.echo("and check it with: newsletter doctor")
 
 
+@main.command("doctor")
+@click.option("--dns", "dns_server", default=None, metavar="ADDRESS[:PORT]", help="Ask this DNS server [default: NEWSLETTER_DNS_SERVER, else the system's].")
+@folder_option
+@user_errors
+def doctor_command(dns_server: str | None, folder: Path) -> None:
+    """Check the sending domain's DNS (SPF, DKIM, DMARC, bounce MX, PTR) and the SMTP server's STARTTLS."""
+    from newsletter.delivery.doctor import doctor
+
+    checks = doctor(folder, dns_server=dns_server)
+    for check in checks:
+        click.echo(check.line())
+    if not all(check.ok for check in checks):
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()
