@@ -13,13 +13,14 @@ In one run, against the same sink:
    personalised bytes, the durable send record (fsynced before each hand-over,
    with group commit) and the SMTP exchange.  ``execute`` is what is compared;
    ``prepare`` (render once, stage the list) is shown beside it;
-3. the peer tool ``mailmerge`` (PyPI; installed with ``pip install -e '.[bench]'``)
+3. ours again with DKIM configured (a fresh 2048-bit key): every message signed;
+4. the peer tool ``mailmerge`` (PyPI; installed with ``pip install -e '.[bench]'``)
    sending the same issue (text + HTML, greeting per recipient) with its rate
    limit off; it opens one connection per message, so a smaller N is enough.
 
 The two throughput runs alternate for ``--rounds`` rounds and the best of each
 is compared, so that other load on a shared machine does not favour either.
-Targets (issue 3): ours >= 0.5 x smtp-source and >= 5 x mailmerge.  Prints
+Targets (issue 3): ours >= 0.5 x smtp-source and >= 5 x mailmerge; signed >= 0.6 x smtp-source (issue 13).  Prints
 figures and ratios only; nothing here asserts, since timings depend on the machine.
 """
 
@@ -44,6 +45,7 @@ SMTP_SOURCE = "/usr/sbin/smtp-source"
 ISSUE = "2026-11"
 SOURCE_TARGET = 0.5
 MAILMERGE_TARGET = 5.0
+SIGNED_TARGET = 0.6  # issue 13: DKIM-signed sending
 
 
 def free_port() -> int:
@@ -105,12 +107,20 @@ def smtp_env(port: int) -> dict[str, str]:
             "NEWSLETTER_SMTP_SECURITY": "none", "NEWSLETTER_SECRET": "bench-secret"}
 
 
-def run_ours(port: int, messages: int, concurrency: int) -> dict[str, float]:
-    """newsletter's own send path, in process; returns rates and the size of one message."""
+def run_ours(port: int, messages: int, concurrency: int, dkim: bool = False) -> dict[str, float]:
+    """newsletter's own send path, in process; returns rates and the size of one message.
+
+    ``dkim``: with a fresh 2048-bit key configured, so every message is DKIM-signed (issue 13).
+    """
     sys.path.insert(0, str(ROOT / "src"))
     from newsletter.delivery.send import SendOptions, execute, prepare
+    from newsletter.mail.dkim import keygen
 
     folder = make_folder(messages)
+    if dkim:
+        keygen(folder, "bench")
+        with (folder / "newsletter.yaml").open("a", encoding="utf-8") as handle:
+            handle.write("\ndkim:\n  selector: bench\n  key_file: dkim/bench.pem\n")
     options = SendOptions(issue=ISSUE, to=folder / "subscribers.csv", sender="smtp", concurrency=concurrency)
     started = time.perf_counter()
     plan = prepare(folder, options, env=smtp_env(port))
@@ -212,26 +222,32 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of smtp-source and newsletter; the best of each is compared (default 3)")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    sources, ours_runs = [], []
+    sources, ours_runs, signed_runs = [], [], []
     with Sink() as sink:
         # Alternate the two so that load from other processes on a shared machine hits both alike.
         for _ in range(args.rounds):
             ours_runs.append(run_ours(sink.port, args.messages, args.concurrency))
+            signed_runs.append(run_ours(sink.port, args.messages, args.concurrency, dkim=True))
             sources.append(run_smtp_source(sink.port, args.messages, int(ours_runs[-1]["size"]), args.concurrency))
         merge = run_mailmerge(sink.port, args.mailmerge_messages)
     source = max(sources, key=lambda r: r["rate"])
     ours = max(ours_runs, key=lambda r: r["rate"])
     vs_source = ours["rate"] / source["rate"]
+    signed = max(signed_runs, key=lambda r: r["rate"])
+    signed_vs_source = signed["rate"] / source["rate"]
     vs_merge = ours["rate"] / merge["rate"]
     print(f"sink: smtp-sink on 127.0.0.1:{sink.port}; message size {ours['size']} bytes; {os.cpu_count()} CPUs; best of {args.rounds} alternating rounds")
     print(f"smtp-source -s {args.concurrency} -d   {source['messages']:>6} msgs  {source['seconds']:7.2f} s  {source['rate']:8.0f} msg/s"
           f"   (rounds: {rates(sources)})")
     print(f"newsletter send    {ours['messages']:>6} msgs  {ours['execute_s']:7.2f} s  {ours['rate']:8.0f} msg/s"
           f"   (rounds: {rates(ours_runs)}; with prepare {ours['rate_with_prepare']:.0f} msg/s)")
+    print(f"send, DKIM-signed  {signed['messages']:>6} msgs  {signed['execute_s']:7.2f} s  {signed['rate']:8.0f} msg/s"
+          f"   (rounds: {rates(signed_runs)})")
     print(f"mailmerge          {merge['messages']:>6} msgs  {merge['seconds']:7.2f} s  {merge['rate']:8.0f} msg/s")
     print(f"newsletter / smtp-source = {vs_source:.2f}x (target >= {SOURCE_TARGET}x) {'OK' if vs_source >= SOURCE_TARGET else 'BELOW TARGET'}")
+    print(f"signed / smtp-source     = {signed_vs_source:.2f}x (target >= {SIGNED_TARGET}x) {'OK' if signed_vs_source >= SIGNED_TARGET else 'BELOW TARGET'}")
     print(f"newsletter / mailmerge   = {vs_merge:.1f}x (target >= {MAILMERGE_TARGET}x) {'OK' if vs_merge >= MAILMERGE_TARGET else 'BELOW TARGET'}")
-    results = {"smtp_source": sources, "newsletter": ours_runs, "mailmerge": merge, "vs_source": vs_source, "vs_mailmerge": vs_merge,
+    results = {"smtp_source": sources, "newsletter": ours_runs, "signed": signed_runs, "signed_vs_source": signed_vs_source, "mailmerge": merge, "vs_source": vs_source, "vs_mailmerge": vs_merge,
                "cpus": os.cpu_count(), "user": pwd.getpwuid(os.geteuid()).pw_name}
     (WORK / "results.json").write_text(json.dumps(results, indent=2))
 

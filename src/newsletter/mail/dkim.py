@@ -40,6 +40,7 @@ from newsletter.content.config import DKIM_KEY_VARIABLE, SELECTOR_PATTERN, check
 from newsletter.content.model import Config, DkimSettings
 from newsletter.errors import ConfigError
 from newsletter.fsutil import display_path
+from newsletter.mail.headers import split_fields
 
 KEY_BITS = 2048
 # Signed when present, in this order (issue 13); RFC 6376 section 5.4.1.
@@ -73,7 +74,7 @@ class DkimSigner:
         """
         pieces = [message] if isinstance(message, bytes) else list(message)
         head, body_pieces = _split(pieces)
-        chosen = [self._canonical_field(field) for field in _fields(head)]
+        chosen = [self._canonical_field(field) for field in split_fields(head)]
         chosen = [field for field in chosen if field is not None]
         body_hash = self.body_hash(body_pieces)
         names = [name for name, _ in chosen]
@@ -95,7 +96,7 @@ class DkimSigner:
             found = instances.get(name)
             if found:
                 hasher.update(name + b":" + found.pop())
-        [(_, own)] = Relaxed.canonicalize_headers([(b"DKIM-Signature", b" " + value)])
+        _, own = _relaxed_header(b"DKIM-Signature", b" " + value)
         hasher.update(b"dkim-signature:" + own.rstrip())  # hashed without its CRLF
         signature = self.key.sign(hasher.digest(), padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
         fields[-1] = (b"b", base64.b64encode(signature))
@@ -122,11 +123,7 @@ class DkimSigner:
             name, _, value = field.partition(b":")
             if name.lower() not in _SIGNED:
                 return None
-            unfolded = value.replace(b"\r\n", b"")
-            if b"\t" in unfolded or b"  " in unfolded or b"\n" in unfolded or b"\r" in unfolded:
-                [hit] = Relaxed.canonicalize_headers([(name, value)])
-            else:  # what Relaxed.canonicalize_headers gives when there is nothing to compress
-                hit = (name.lower().rstrip(), unfolded.strip() + b"\r\n")
+            hit = _relaxed_header(name, value)
             if len(self._fields) >= _CACHE_MAX:
                 self._fields.clear()
             self._fields[field] = hit
@@ -148,22 +145,20 @@ class DkimSigner:
         return txt_record(self.key.public_key())
 
 
+def _relaxed_header(name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    """dkimpy's relaxed header canonicalisation, done with plain bytes methods when there is nothing to compress."""
+    unfolded = value.replace(b"\r\n", b"")
+    if b"\t" in unfolded or b"  " in unfolded or b"\n" in unfolded or b"\r" in unfolded:
+        [(name, value)] = Relaxed.canonicalize_headers([(name, value)])
+        return name, value
+    return name.lower().rstrip(), unfolded.strip() + b"\r\n"
+
+
 def _relaxed_lines(data: bytes) -> bytes:
     """dkimpy's relaxed line canonicalisation, skipped when three substring scans show it changes nothing."""
     if b"\t" not in data and b"  " not in data and b" \r\n" not in data:
         return data
     return compress_whitespace(strip_trailing_whitespace(data))
-
-
-def _fields(head: bytes) -> list[bytes]:
-    """A header block's fields, each with its continuation lines and CRLFs (unparsed bytes)."""
-    fields: list[bytes] = []
-    for line in head.split(b"\r\n")[:-1]:
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += b"\r\n" + line
-        else:
-            fields.append(line)
-    return [field + b"\r\n" for field in fields]
 
 
 def _split(pieces: list[bytes]) -> tuple[bytes, list[bytes]]:

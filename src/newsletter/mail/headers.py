@@ -123,3 +123,14 @@ def mailbox_value(header: str, name: str | None, address: str, linesep: str = "\
 def unstructured_value(header: str, text: str, linesep: str = "\n") -> str:
     """Free text such as a Subject, with only its non-ASCII words encoded, folded for ``header``."""
     return fold(header, _tokens(one_line(text), None), linesep)
+
+
+def split_fields(head: bytes) -> list[bytes]:
+    """A header block (each line ending CRLF) as whole fields, continuation lines and CRLFs included."""
+    fields: list[bytes] = []
+    for line in head.split(b"\r\n")[:-1]:
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line + b"\r\n"
+        else:
+            fields.append(line + b"\r\n")
+    return fields

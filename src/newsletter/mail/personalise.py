@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from newsletter.content.addresses import domain_of
 from newsletter.errors import TemplateError
 from newsletter.mail.dkim import DkimSigner
-from newsletter.mail.headers import mailbox_value, one_line
+from newsletter.mail.headers import mailbox_value, one_line, split_fields
 from newsletter.mail.message import build_message, list_unsubscribe, message_bytes
 from newsletter.content.model import Config, Issue
 from newsletter.mail.tokens import UNSUBSCRIBE, seal
@@ -208,7 +208,7 @@ class Personaliser:
         raw = message_bytes(msg)
         self._parts: list[bytes | str] = []
         head, sep, body = raw.partition(b"\r\n\r\n")
-        for field in _header_fields(head + b"\r\n"):
+        for field in split_fields(head + b"\r\n"):
             slot = _HEADER_SLOTS.get(field.split(b":", 1)[0].strip().lower())
             if slot == "list_unsubscribe" and not (self.base_url or config.unsubscribe_email):
                 slot = None
@@ -316,17 +316,6 @@ def merge_value(column: str, address: str, name: str | None, fields: dict[str, s
     if column == "name":
         return clean(name)
     return clean((fields or {}).get(column))
-
-
-def _header_fields(head: bytes) -> list[bytes]:
-    """Split a header block (each line ending CRLF) into whole fields, continuation lines included."""
-    fields: list[bytes] = []
-    for line in head.split(b"\r\n")[:-1]:
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += line + b"\r\n"
-        else:
-            fields.append(line + b"\r\n")
-    return fields
 
 
 def _merge_literals(parts: list[bytes | str]) -> list[bytes | str]:
