@@ -329,7 +329,7 @@ def list_command(folder: Path) -> None:
 
 @main.command("send")
 @click.argument("issue")
-@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=_Path), default=None, help="The subscriber list (CSV with an email column).")
+@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=_Path), default=None, help="A subscriber list (CSV with an email column) [default: the confirmed subscribers of subscribers.sqlite].")
 @click.option("--sender", "sender", default=None, help="Sender plug-in (see `newsletter senders`) [default: from newsletter.yaml].")
 @click.option("--dry-run", is_flag=True, help="Do everything but hand messages over; report what would be sent.")
 @click.option("--test", "test", multiple=True, metavar="ADDRESS", help="Send one copy, subject prefixed [TEST], to ADDRESS (repeatable); no send record.")
@@ -345,7 +345,7 @@ def list_command(folder: Path) -> None:
 @user_errors
 def send_command(issue: str, to: Path | None, sender: str | None, dry_run: bool, test: tuple[str, ...], rate: float | None,
                  concurrency: int | None, yes: bool, force: bool, resend_uncertain: bool, no_site: bool, retry_delay: float | None, progress_every: float | None, folder: Path) -> None:
-    """Send ISSUE to every subscriber in --to once; run it again to resume after any interruption."""
+    """Send ISSUE to every confirmed subscriber (or everyone in --to CSV) once; run it again to resume after any interruption."""
     from newsletter.delivery.progress import ProgressSnapshot, ProgressThrottle
     from newsletter.delivery.send import RETRY_DELAY, SendOptions, execute, prepare
 
@@ -452,6 +452,111 @@ def inbox_command(imap: str | None, maildir: Path | None, mbox: Path | None, dry
     for line in report.lines:
         click.echo(line)
     click.echo(report.summary())
+
+
+@main.group("subscribers")
+def subscribers_group() -> None:
+    """The subscriber store (subscribers.sqlite): import, add, remove, list, show, forget, export."""
+
+
+_STATUS_CHOICE = click.Choice(["pending", "confirmed", "unsubscribed", "bounced", "complained"])
+
+
+def _notes(notes: list[str]) -> None:
+    for note in notes:
+        click.echo(note, err=True)
+
+
+@subscribers_group.command("import")
+@click.argument("csv_file", metavar="CSV", type=click.Path(dir_okay=False, path_type=_Path))
+@click.option("--status", type=click.Choice(["confirmed", "pending"]), default="confirmed", show_default=True,
+              help="Status of the new subscribers (confirmed: an existing list has already opted in).")
+@folder_option
+@user_errors
+def subscribers_import_command(csv_file: Path, status: str, folder: Path) -> None:
+    """Import a subscriber CSV; nobody who unsubscribed, bounced, complained or was forgotten comes back."""
+    from newsletter.audience.manage import import_csv
+
+    for line in import_csv(folder, csv_file, status=status).lines():
+        click.echo(line)
+
+
+@subscribers_group.command("add")
+@click.argument("email")
+@click.option("--name", default=None, help="The subscriber's name.")
+@folder_option
+@user_errors
+def subscribers_add_command(email: str, name: str | None, folder: Path) -> None:
+    """Add EMAIL as a confirmed subscriber (you vouch for their consent)."""
+    from newsletter.audience.manage import add
+
+    message, notes = add(folder, email, name)
+    _notes(notes)
+    click.echo(message)
+
+
+@subscribers_group.command("remove")
+@click.argument("email")
+@folder_option
+@user_errors
+def subscribers_remove_command(email: str, folder: Path) -> None:
+    """Unsubscribe EMAIL: nothing is sent to it again, from the store or a CSV."""
+    from newsletter.audience.manage import remove
+
+    message, notes = remove(folder, email)
+    _notes(notes)
+    click.echo(message)
+
+
+@subscribers_group.command("list")
+@click.option("--status", type=_STATUS_CHOICE, default=None, help="Only subscribers with this status.")
+@folder_option
+@user_errors
+def subscribers_list_command(status: str | None, folder: Path) -> None:
+    """Counts per status, then one line per subscriber: email, status, since, name."""
+    from newsletter.audience.manage import listing
+
+    counts, rows = listing(folder, status)
+    click.echo("  ".join(f"{name}: {n}" for name, n in counts.items()))
+    for row in rows:
+        click.echo(f"{row.email}  {row.status}  {row.status_at or row.created_at}  {row.name or ''}".rstrip())
+
+
+@subscribers_group.command("show")
+@click.argument("email")
+@folder_option
+@user_errors
+def subscribers_show_command(email: str, folder: Path) -> None:
+    """Everything stored about EMAIL, as JSON (for a GDPR access request)."""
+    from newsletter.audience.manage import show
+
+    click.echo(show(folder, email))
+
+
+@subscribers_group.command("forget")
+@click.argument("email")
+@folder_option
+@user_errors
+def subscribers_forget_command(email: str, folder: Path) -> None:
+    """Erase EMAIL's data and history (GDPR erasure), keeping a salted hash so no import re-adds them."""
+    from newsletter.audience.manage import forget
+
+    click.echo(forget(folder, email))
+
+
+@subscribers_group.command("export")
+@click.option("--status", type=_STATUS_CHOICE, default=None, help="Only subscribers with this status.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=_Path), default=None, help="Write to FILE instead of standard output.")
+@folder_option
+@user_errors
+def subscribers_export_command(status: str | None, out: Path | None, folder: Path) -> None:
+    """The store as CSV: email,name,status,subscribed_at,confirmed_at,unsubscribed_at,consent_how,consent_source, merge fields."""
+    from newsletter.audience.manage import export, write_export
+
+    if out is None:
+        click.echo(export(folder, status), nl=False)
+    else:
+        click.echo(f"wrote {write_export(folder, out, status)} subscriber(s) to {out}", err=True)
 
 
 @main.command("suppress")

@@ -154,6 +154,11 @@ class SubscriberStore:
 
     # -- lifecycle --------------------------------------------------------------------------
 
+    @staticmethod
+    def exists(folder: Path) -> bool:
+        """True when ``folder`` has a subscriber store (``open`` would create one)."""
+        return (Path(folder) / STORE_FILE).is_file()
+
     @classmethod
     def open(cls, folder: Path, *, clock: Callable[[], float] = time.time) -> "SubscriberStore":
         """Open (creating when missing) ``subscribers.sqlite`` in ``folder``."""
@@ -287,6 +292,20 @@ class SubscriberStore:
         """The confirmed subscribers, as the recipients a send takes, ordered by address."""
         for sub in self.rows("confirmed"):
             yield sub.as_subscriber()
+
+    def suppression(self) -> "Suppression":
+        """A snapshot of every suppressed address, for checking a whole CSV list quickly (``key in it``)."""
+        conn = self._conn()
+        keys = {k for (k,) in conn.execute(
+            "SELECT key FROM subscribers WHERE status IN ('unsubscribed', 'bounced', 'complained')")}
+        hashes = {h for (h,) in conn.execute("SELECT hash FROM forgotten")}
+        return Suppression(keys, hashes, self._hash)
+
+    def field_names(self, status: str = "confirmed") -> list[str]:
+        """The merge-field names used by subscribers with ``status``, sorted."""
+        return [name for (name,) in self._conn().execute(
+            "SELECT DISTINCT j.key FROM subscribers, json_each(subscribers.fields) AS j"
+            " WHERE subscribers.status = ? AND subscribers.fields IS NOT NULL ORDER BY j.key", (status,))]
 
     def counts(self) -> dict[str, int]:
         """How many addresses have each status (every status listed, zeros included), and how many were forgotten."""
@@ -533,6 +552,22 @@ class SubscriberStore:
         return hmac.new(self._salt, key.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+class Suppression:
+    """Suppressed keys and forgotten hashes, read once; ``key in suppression`` for a lowercased address."""
+
+    def __init__(self, keys: set[str], hashes: set[str], hash_of: Callable[[str], str]) -> None:
+        self.keys, self.hashes, self._hash_of = keys, hashes, hash_of
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        key = key_of(key)
+        return key in self.keys or (bool(self.hashes) and self._hash_of(key) in self.hashes)
+
+    def __len__(self) -> int:
+        return len(self.keys) + len(self.hashes)
+
+
 class _Transaction:
     """``BEGIN IMMEDIATE`` … ``COMMIT`` (or ``ROLLBACK`` on an exception) on one connection."""
 
@@ -582,5 +617,5 @@ def _check_event(event: str) -> None:
 
 
 __all__ = [
-    "STORE_FILE", "STATUSES", "FORGOTTEN", "EVENTS", "SubscriberStore", "StoredSubscriber", "key_of",
+    "STORE_FILE", "STATUSES", "FORGOTTEN", "EVENTS", "SubscriberStore", "StoredSubscriber", "Suppression", "key_of",
 ]

@@ -31,7 +31,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Protocol
+from typing import BinaryIO, Callable, Container, Iterator, Protocol
 
 from newsletter.content.addresses import address_key, address_problem, is_valid_address, sendable
 from newsletter.errors import NewsletterError, SubscriberError, visible
@@ -112,16 +112,20 @@ class HashSeen:
 def iter_subscribers(
     path: Path,
     *,
-    suppressed: frozenset[str] | set[str] = frozenset(),
+    suppressed: Container[str] = frozenset(),
     seen: Seen | None = None,
     stats: ReadStats | None = None,
     display: str | None = None,
     on_problem: Callable[[str], None] | None = None,
+    on_status_skipped: Callable[[str, str], None] | None = None,
 ) -> Iterator[Subscriber]:
     """Yield each sendable subscriber of a CSV file, in file order, skipping (and reporting) the rest.
 
     ``seen`` drops duplicates (pass None when the consumer deduplicates);
-    ``suppressed`` holds lowercased addresses never to send to.
+    ``suppressed`` holds lowercased addresses never to send to (a set, or the
+    subscriber store's suppressions); ``on_status_skipped`` hears (address,
+    status) of each valid row skipped for its status column, so an import can
+    record who had unsubscribed.
     """
     stats = stats if stats is not None else ReadStats()
     shown = display or str(path)
@@ -165,6 +169,8 @@ def iter_subscribers(
             address = cells[email_col] if email_col < len(cells) else ""
             if status_col is not None and status_col < len(cells) and cells[status_col].lower() in SKIP_STATUSES:
                 stats.status_skipped += 1
+                if on_status_skipped is not None and address and address_problem(address) is None:
+                    on_status_skipped(sendable(address), cells[status_col].lower())
                 continue
             if not address:
                 stats.invalid += 1

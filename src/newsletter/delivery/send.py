@@ -28,7 +28,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Container, Iterator, Mapping
 
 from newsletter.content.addresses import is_valid_address
 from newsletter.content.config import load_config, rate_error
@@ -43,7 +43,9 @@ from newsletter.mail.render import Renderer
 from newsletter.mail.verp import make_token, verp_address
 from newsletter.senders import check_connection, load_sender, unused_smtp_note
 from newsletter.senders.base import Connection, PermanentFailure, Sender, TemporaryFailure, UncertainDelivery
-from newsletter.audience.subscribers import ReadStats, iter_subscribers, load_suppressed, merge_columns
+from newsletter.audience.manage import open_store
+from newsletter.audience.store import STORE_FILE, SubscriberStore
+from newsletter.audience.subscribers import ReadStats, Subscriber, iter_subscribers, load_suppressed, merge_columns
 
 SECRET_ENV = "NEWSLETTER_SECRET"
 MAX_ATTEMPTS = 5
@@ -119,6 +121,8 @@ class Plan:
         if self.options.test:
             lines.append(f"test to:    {', '.join(self.options.test)} (no send record is touched)")
         else:
+            source = display_path(self.options.to, self.folder) if self.options.to else f"{STORE_FILE} (its confirmed subscribers)"
+            lines.append(f"list:       {source}")
             lines.append(f"recipients: {self.recipients} after filtering{self._filter_note()}")
             if self.resuming:
                 c = self.counts_before
@@ -310,8 +314,12 @@ def _plan(
         bad = [a for a in options.test if not is_valid_address(a)]
         if bad:
             raise SendError(f"--test: not a valid email address: {', '.join(repr(one_line(b)) for b in bad)}", hint="give plain addresses like you@example.org")
-    elif options.to is None:
-        raise SendError("no subscriber list given", hint="add --to subscribers.csv (or --test you@example.org for a test copy)")
+    elif options.to is None and not SubscriberStore.exists(folder):
+        raise SendError(
+            f"no subscriber list given, and no subscriber store ({STORE_FILE}) in this folder",
+            hint="add --to subscribers.csv, or import your list once with `newsletter subscribers import subscribers.csv` "
+                 "and send to its confirmed subscribers (or --test you@example.org for a test copy)",
+        )
     rate = options.rate if options.rate is not None else config.rate
     rate_problem = rate_error(rate, "--rate") if rate is not None else None
     if rate_problem:
@@ -321,7 +329,7 @@ def _plan(
         raise SendError("--concurrency must be 1 or more")
     secret, note = resolve_secret(env, sender_name=sender_name, relaxed=options.dry_run or bool(options.test), prompt=secret_prompt)
     # the list's columns are the templates' merge fields; test copies (no list) show [column] placeholders
-    columns = None if options.test or options.to is None else merge_columns(options.to, display_path(options.to, folder))
+    columns = None if options.test else _columns(folder, options.to)
     personaliser = Personaliser(
         Renderer(folder, config), issue, config, secret, subject_prefix=TEST_PREFIX if options.test else "", columns=columns,
     )
@@ -346,7 +354,6 @@ def _plan(
 
 def _plan_list(plan: Plan) -> None:
     options, folder = plan.options, plan.folder
-    assert options.to is not None
     if plan.record.exists():
         with Ledger(plan.record) as ledger:  # under the run lock, taken by prepare()
             plan.recovered = ledger.recovered
@@ -364,11 +371,10 @@ def _plan_list(plan: Plan) -> None:
     stats = ReadStats()
     staging_dir = Path(tempfile.mkdtemp(prefix=".staging-", dir=_ensure_dir(folder / "sends")))
     staged = staging_dir / f"{plan.month}.sqlite"
-    subscribers = iter_subscribers(
-        options.to, suppressed=load_suppressed(folder), stats=stats, display=display_path(options.to, folder),
-    )
     try:
-        recipients, duplicates = write_new(staged, subscribers, {"month": plan.month, "issue": options.issue, "subject": plan.subject})
+        with _Recipients(folder, options.to, stats) as subscribers:
+            plan.notes += subscribers.notes
+            recipients, duplicates = write_new(staged, subscribers, {"month": plan.month, "issue": options.issue, "subject": plan.subject})
     except BaseException:
         shutil.rmtree(staging_dir, ignore_errors=True)
         raise
@@ -376,6 +382,12 @@ def _plan_list(plan: Plan) -> None:
     if not recipients and not plan.resuming:
         # never record (and archive) an issue as "sent" to nobody because of a wrong or broken file
         shutil.rmtree(staging_dir, ignore_errors=True)
+        if options.to is None:
+            raise SendError(
+                "nobody to send to: the subscriber store has no confirmed subscribers", path=STORE_FILE,
+                hint="`newsletter subscribers list` shows who is in it; import a list with `newsletter subscribers import FILE`, "
+                     "or send to a CSV with --to; nothing was sent or recorded",
+            )
         shown = display_path(options.to, folder)
         skipped = "".join(f"\n  skipped {p}" for p in stats.problems[:5])
         raise SendError(
@@ -737,9 +749,60 @@ def _execute_locked(plan: Plan, report: SendReport, progress: Progress | None) -
     return report
 
 
+class _Recipients:
+    """Who a send goes to, as a context manager yielding ``Subscriber``s: the rows of ``--to CSV``, or the
+    store's confirmed subscribers.  Either way the store's suppressions (unsubscribed, bounced,
+    complained, forgotten) and suppressed.txt apply."""
+
+    def __init__(self, folder: Path, to: Path | None, stats: ReadStats | None = None) -> None:
+        self.folder, self.to, self.stats = folder, to, stats if stats is not None else ReadStats()
+        self.store: SubscriberStore | None = None
+        self.notes: list[str] = []
+
+    def __enter__(self) -> "_Recipients":
+        if self.to is None or SubscriberStore.exists(self.folder):
+            self.store, self.notes = open_store(self.folder)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    def __iter__(self) -> Iterator[Subscriber]:
+        if self.to is not None:
+            suppressed: Container[str] = load_suppressed(self.folder)
+            if self.store is not None:
+                suppressed = _Either(suppressed, self.store.suppression())
+            yield from iter_subscribers(self.to, suppressed=suppressed, stats=self.stats, display=display_path(self.to, self.folder))
+            return
+        assert self.store is not None
+        for subscriber in self.store.confirmed():
+            self.stats.rows += 1
+            self.stats.yielded += 1
+            yield subscriber
+
+
+class _Either:
+    """Suppressed when either list says so."""
+
+    def __init__(self, *lists: Container[str]) -> None:
+        self.lists = lists
+
+    def __contains__(self, key: object) -> bool:
+        return any(key in lst for lst in self.lists)
+
+
+def _columns(folder: Path, to: Path | None) -> tuple[str, ...]:
+    """The merge fields the templates may use: the CSV's columns, or the fields the store's subscribers have."""
+    if to is not None:
+        return merge_columns(to, display_path(to, folder))
+    with SubscriberStore.open(folder) as store:
+        return ("email", "name", *store.field_names("confirmed"))
+
+
 def _reread(plan: Plan) -> Iterator[Any]:
-    assert plan.options.to is not None
-    return iter_subscribers(plan.options.to, suppressed=load_suppressed(plan.folder), display=display_path(plan.options.to, plan.folder))
+    with _Recipients(plan.folder, plan.options.to) as recipients:
+        yield from recipients
 
 
 def _archive(plan: Plan, report: SendReport) -> str:
