@@ -3,6 +3,7 @@
 Faults are scripted per recipient address as a list of actions, consumed one per
 attempt, so "greylist once, then accept" is ``["rcpt:451"]``.  Actions:
 
+- ``mail:553`` (scripted on the envelope sender): refuse MAIL FROM
 - ``rcpt:451`` / ``rcpt:550`` / ``rcpt:550-multi``: reply to RCPT TO with that code
 - ``rcpt:421``: reply 421 and close the connection (the server is going away)
 - ``rcpt:drop``: close the connection without replying
@@ -16,7 +17,8 @@ attempt, so "greylist once, then accept" is ``["rcpt:451"]``.  Actions:
 
 Every raw chunk each connection received is kept in ``wire`` (one bytes per
 connection) so tests can assert on the bytes on the wire, not only on what the
-server's parser made of them.
+server's parser made of them; ``chunks`` keeps each read as it arrived, so a
+test can see what a client sent in one write (a small write arrives in one piece).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class FaultHandler:
     commands: list[str] = field(default_factory=list)
     sessions: int = 0
     logins: list[tuple[bytes, bytes]] = field(default_factory=list)
+    chunks: list[bytes] = field(default_factory=list)  # each read from any connection, as it arrived
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _action(self, address: str, stage: str) -> str | None:
@@ -91,6 +94,8 @@ class FaultHandler:
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         self.commands.append(f"MAIL {address} {' '.join(mail_options)}".rstrip())
+        if self._action(address, "mail") == "553":  # scripted by the envelope sender's address
+            return "553 5.7.1 <%s>: Sender address rejected: not owned by user" % address
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -161,6 +166,7 @@ class _RecordingSMTP(SMTP):
 
     def data_received(self, data: bytes) -> None:
         self._wire += data
+        self.event_handler.chunks.append(data)
         super().data_received(data)
 
     async def smtp_EHLO(self, arg: str) -> None:

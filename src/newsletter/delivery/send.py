@@ -42,7 +42,7 @@ from newsletter.mail.personalise import Personaliser, random_secret
 from newsletter.mail.render import Renderer
 from newsletter.mail.verp import make_token, verp_address
 from newsletter.senders import check_connection, load_sender, unused_smtp_note
-from newsletter.senders.base import Connection, PermanentFailure, Sender, TemporaryFailure, UncertainDelivery
+from newsletter.senders.base import DeliveryError, Outcome, PermanentFailure, PipeliningConnection, Sender, TemporaryFailure, UncertainDelivery, pipelining
 from newsletter.audience.manage import open_store
 from newsletter.audience.store import STORE_FILE, SubscriberStore
 from newsletter.audience.subscribers import ReadStats, Subscriber, iter_subscribers, load_suppressed, merge_columns
@@ -562,27 +562,29 @@ class _Run:
 
     def work(self) -> None:
         try:
-            connection = self.plan.sender.connect()
+            connection = pipelining(self.plan.sender.connect())
         except BaseException as exc:  # noqa: BLE001 - reported by execute()
             self.fail(exc)
             return
         claimed: list[tuple[Row, int, str]] = []
+        waiting: dict[int, Row] = {}  # submitted, outcome not known yet (a pipelining connection)
         try:
             while True:
                 if not claimed:
-                    claimed = self.claim()
+                    claimed = self.claim(block=False)
                     if not claimed:
-                        return
+                        connection.flush()  # nothing to overlap with: finish before waiting for more
+                        claimed = self.claim()
+                        if not claimed:
+                            break
                 row, tries, message_id = claimed.pop(0)
                 if self.queue.stopped:
                     claimed.insert(0, (row, tries, message_id))
-                    return
-                try:
-                    self.deliver_one(connection, row, tries, message_id)
-                except BaseException:
-                    self.queue.done()
-                    raise
+                    break
+                self.submit_one(connection, row, tries, message_id, waiting)
+            connection.flush()  # stopping or done: the message on its way is finished, not dropped
         except BaseException as exc:  # noqa: BLE001 - reported by execute()
+            self.abandon(waiting, exc)
             self.fail(exc)
         finally:
             if claimed:  # stopping: the claimed rows that never left go back to pending
@@ -593,9 +595,10 @@ class _Run:
                         self.queue.done()
             connection.close()
 
-    def claim(self) -> list[tuple[Row, int, str]]:
-        """Take up to ``claim_size`` recipients and mark them sending with one (shared) fsync."""
-        first = self.queue.take()
+    def claim(self, block: bool = True) -> list[tuple[Row, int, str]]:
+        """Take up to ``claim_size`` recipients and mark them sending with one (shared) fsync;
+        without ``block``, only those ready now."""
+        first = self.queue.take(block)
         if first is None:
             return []
         taken = [first]
@@ -619,45 +622,57 @@ class _Run:
                 self.fatal = exc
         self.queue.stop()
 
-    def deliver_one(self, connection: Connection, row: Row, tries: int, message_id: str) -> None:
+    def submit_one(self, connection: PipeliningConnection, row: Row, tries: int, message_id: str, waiting: dict[int, Row]) -> None:
+        """Personalise and hand over one message; its outcome is recorded when the connection
+        reports it (at once, or during the next hand-over on a pipelining connection)."""
         plan, ledger = self.plan, self.ledger
         self.limiter.acquire()
         message = plan.personaliser.personalise(row.address, row.name, fields=row.fields, message_id=message_id)
-        ledger.mark_handed(row.id)  # claimed durably (fsync) earlier; marked handed before a byte leaves
-        try:
-            reply = connection.deliver(plan.envelope_sender(row.address, row.id), row.address, message.data)
-        except TemporaryFailure as exc:
+        # claimed durably (fsync) earlier; marked handed just before its content leaves
+        waiting[row.id] = row
+
+        def done(outcome: Outcome) -> None:
+            del waiting[row.id]
+            self.record(row, tries, outcome)
+
+        connection.submit(plan.envelope_sender(row.address, row.id), row.address, message.data,
+                          handing_over=lambda: ledger.mark_handed(row.id), done=done)
+
+    def record(self, row: Row, tries: int, outcome: Outcome) -> None:
+        """Record one hand-over's outcome: sent, failed, uncertain, or retried later."""
+        plan, ledger = self.plan, self.ledger
+        if isinstance(outcome, TemporaryFailure):
             tries += 1
-            if exc.code is None or exc.code == 421:
-                self.unreachable(exc.reply)
+            if outcome.code is None or outcome.code == 421:
+                self.unreachable(outcome.reply)
             if tries >= plan.options.max_attempts:
-                ledger.mark_result(row.id, "deferred", exc.reply)
-                self.finished_one(row, "deferred", exc.reply)
+                ledger.mark_result(row.id, "deferred", outcome.reply)
+                self.finished_one(row, "deferred", outcome.reply)
                 self.queue.done()
             else:
-                ledger.mark_result(row.id, "pending", exc.reply)
+                ledger.mark_result(row.id, "pending", outcome.reply)
                 self.queue.retry(row, tries, plan.options.retry_delay * 2 ** (tries - 1))
             return
-        except PermanentFailure as exc:
-            ledger.mark_result(row.id, "failed", exc.reply)
-            self.finished_one(row, "failed", exc.reply)
-        except UncertainDelivery as exc:
-            ledger.mark_result(row.id, "uncertain", exc.reply)
-            self.finished_one(row, "uncertain", exc.reply)
-            self.uncertain(exc.reply)
-        except NewsletterError as exc:
-            # The sender says no retry can help (login refused, sender address refused):
-            # nothing was handed over, so the row goes back to pending for the next run.
-            ledger.mark_result(row.id, "pending", exc.message)
-            raise
-        except BaseException:
-            # An unexpected error inside a sender plug-in: we cannot know what left.
-            ledger.mark_result(row.id, "uncertain", "the sender failed unexpectedly during the hand-over")
-            raise
-        else:
-            ledger.mark_result(row.id, "sent", reply)
-            self.finished_one(row, "sent", reply)
+        state = "failed" if isinstance(outcome, PermanentFailure) else "uncertain" if isinstance(outcome, DeliveryError) else "sent"
+        reply = outcome.reply if isinstance(outcome, DeliveryError) else outcome
+        ledger.mark_result(row.id, state, reply)
+        self.finished_one(row, state, reply)
+        if state == "uncertain":
+            self.uncertain(reply)
         self.queue.done()
+
+    def abandon(self, waiting: dict[int, Row], exc: BaseException) -> None:
+        """The rows whose hand-over an exception interrupted.  A NewsletterError is the sender
+        saying no retry can help (login refused, sender address refused) and that nothing was
+        handed over: back to pending for the next run.  Anything else, an unexpected error inside
+        a sender plug-in: we cannot know what left, so uncertain."""
+        for row_id in list(waiting):
+            if isinstance(exc, NewsletterError):
+                self.ledger.mark_result(row_id, "pending", exc.message)
+            else:
+                self.ledger.mark_result(row_id, "uncertain", "the sender failed unexpectedly during the hand-over")
+            del waiting[row_id]
+            self.queue.done()
 
 
 def execute(plan: Plan, progress: Progress | None = None) -> SendReport:

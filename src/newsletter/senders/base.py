@@ -8,7 +8,7 @@ or by raising one of the three ``DeliveryError`` kinds below.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Mapping, Protocol, runtime_checkable
+from typing import Callable, ClassVar, Mapping, Protocol, Union, runtime_checkable
 
 from newsletter.content.model import Config
 
@@ -46,6 +46,66 @@ class Connection(Protocol):
     def close(self) -> None:
         """Close politely (QUIT); never raises."""
         ...
+
+
+Outcome = Union[str, DeliveryError]
+"""What became of one hand-over: the server's acceptance reply, or the DeliveryError."""
+
+
+@runtime_checkable
+class PipeliningConnection(Connection, Protocol):
+    """Optionally, a connection that overlaps messages to save round trips (the smtp sender does).
+
+    ``submit`` starts a hand-over whose outcome may come later.  The connection calls
+    ``handing_over()`` just before the message's content leaves (the send record marks the
+    recipient then) and ``done(outcome)`` once its outcome is known, exactly once each, in the
+    calling thread, during this ``submit`` or a later ``submit``/``flush``.  ``flush`` returns
+    once every submitted message is done.  A sender with only ``deliver`` works as before.
+    """
+
+    def submit(self, envelope_from: str, recipient: str, message: bytes, *,
+               handing_over: Callable[[], None], done: Callable[[Outcome], None]) -> None:
+        """Start handing over one message."""
+        ...
+
+    def flush(self) -> None:
+        """Finish every message submitted so far."""
+        ...
+
+
+def pipelining(connection: Connection) -> PipeliningConnection:
+    """The connection itself when it pipelines, else one that hands over one message at a time
+    through ``deliver`` (what the send loop uses, so plug-ins need only ``deliver``)."""
+    return connection if isinstance(connection, PipeliningConnection) else _OneAtATime(connection)
+
+
+class _OneAtATime:
+    """``submit`` for a connection that has only ``deliver``: the outcome comes at once."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def deliver(self, envelope_from: str, recipient: str, message: bytes) -> str:
+        """The wrapped connection's ``deliver``."""
+        return self.connection.deliver(envelope_from, recipient, message)
+
+    def submit(self, envelope_from: str, recipient: str, message: bytes, *,
+               handing_over: Callable[[], None], done: Callable[[Outcome], None]) -> None:
+        """``deliver`` now; its reply or DeliveryError goes to ``done``."""
+        handing_over()
+        try:
+            reply = self.connection.deliver(envelope_from, recipient, message)
+        except DeliveryError as exc:
+            done(exc)
+        else:
+            done(reply)
+
+    def flush(self) -> None:
+        """Nothing waits."""
+
+    def close(self) -> None:
+        """The wrapped connection's ``close``."""
+        self.connection.close()
 
 
 @runtime_checkable

@@ -42,7 +42,7 @@ from typing import Callable, ClassVar, Mapping
 
 from newsletter.errors import ConfigError, SendError
 from newsletter.content.model import Config, SMTPSettings
-from newsletter.senders.base import DeliveryError, PermanentFailure, TemporaryFailure, UncertainDelivery
+from newsletter.senders.base import DeliveryError, Outcome, PermanentFailure, TemporaryFailure, UncertainDelivery
 
 PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
 CAFILE_ENV = "NEWSLETTER_SMTP_CAFILE"
@@ -245,6 +245,7 @@ class SMTPConnection:
         self._buffer = bytearray()
         self._extensions: dict[str, str] = {}
         self._needs_rset = False
+        self._ready: _Pending | None = None  # accepted envelope, data not sent yet (pipelining)
         self.sessions = 0  # how many times this connection (re)connected, for reports and tests
 
     # -- session setup -------------------------------------------------------------------------
@@ -366,62 +367,132 @@ class SMTPConnection:
 
     def deliver(self, envelope_from: str, recipient: str, message: bytes) -> str:
         """Hand over one message; return the server's '250 ...' reply or raise a DeliveryError."""
-        sender_arg = check_envelope_address(envelope_from)
-        recipient_arg = check_envelope_address(recipient)
+        outcome: list[Outcome] = []
+        self.submit(envelope_from, recipient, message, handing_over=_nothing, done=outcome.append)
+        self.flush()
+        if isinstance(outcome[0], DeliveryError):
+            raise outcome[0]
+        return outcome[0]
+
+    def submit(self, envelope_from: str, recipient: str, message: bytes, *,
+               handing_over: Callable[[], None], done: Callable[[Outcome], None]) -> None:
+        """Start handing over one message; its outcome comes to ``done`` in this call or a later
+        ``submit``/``flush`` (``newsletter.senders.base.PipeliningConnection``).
+
+        With PIPELINING the envelope (MAIL, RCPT, DATA) goes out now, in the same write as the
+        previous message's data, and the previous message's final reply is read before this
+        envelope's replies: one round trip a message, each reply given to its own message.
+        """
+        try:
+            sender_arg = check_envelope_address(envelope_from)
+            recipient_arg = check_envelope_address(recipient)
+        except PermanentFailure as exc:
+            done(exc)
+            return
         payload = wire_data(message)
         if self._sock is None:
             try:
                 self.open()
             except _Transient as exc:
-                raise TemporaryFailure(f"{self.server}: {exc.text}", exc.code) from None
+                done(TemporaryFailure(f"{self.server}: {exc.text}", exc.code))
+                return
         params = b""
         if not message.isascii() and "8bitmime" in self._extensions:
             params += b" BODY=8BITMIME"
         if not (sender_arg.isascii() and recipient_arg.isascii()):
             if "smtputf8" not in self._extensions:
-                raise PermanentFailure(f"{self.server}: the server does not support SMTPUTF8, needed for the address {recipient}")
+                done(PermanentFailure(f"{self.server}: the server does not support SMTPUTF8, needed for the address {recipient}"))
+                return
             params += b" SMTPUTF8"
+        pending = _Pending(envelope_from, payload, handing_over, done)
         commands = [b"MAIL FROM:<" + sender_arg + b">" + params + b"\r\n", b"RCPT TO:<" + recipient_arg + b">\r\n", b"DATA\r\n"]
-        data_sent = False
+        pipelining = "pipelining" in self._extensions
+        previous, self._ready = self._ready, None
         try:
-            if "pipelining" in self._extensions:
-                replies = self._pipelined(commands)
+            if pipelining:
+                replies = self._pipelined(commands, previous)
             else:
+                self._finish(previous)
                 replies = self._one_by_one(commands)
-            failed = _first_failure(replies)
-            if failed is not None:
-                if replies[2][0] == 354:  # a server that accepted DATA anyway: end it empty, then reset
-                    self._send(b".\r\n")
-                    self._read_reply()
-                self._needs_rset = True
-                stage, code, text = failed
-                if stage == "MAIL" and code >= 500:
-                    raise SendError(f"{self.server} refused the sender address {envelope_from}: {code} {text}", hint="check sender.email in newsletter.yaml is an address this server lets you send from")
-                raise self._failure(code, text)
-            self._send(payload)
-            data_sent = True
-            code, text = self._read_reply()
-        except DeliveryError:
-            raise
+        except DeliveryError as exc:
+            done(exc)
+            return
         except (OSError, _Dropped) as exc:
-            what = "timed out" if isinstance(exc, socket.timeout) else ("closed the connection" if isinstance(exc, _Dropped) else _os_error_text(exc))
             self._discard()
-            if data_sent:
-                raise UncertainDelivery(f"{self.server}: {what} after the whole message was sent, before the server replied; it may have been delivered") from None
-            raise TemporaryFailure(f"{self.server}: {what} before the message was handed over") from None
-        if 200 <= code < 300:
-            return f"{code} {text}"
-        if 400 <= code < 600:
-            raise self._failure(code, text)
-        # Neither yes nor no after the final ".": the server may have taken the message, and the
-        # session is in an unknown state.  Resending would risk a duplicate per attempt.
-        self._discard()
-        raise UncertainDelivery(f"{self.server}: answered {code} {text} after the whole message was sent; it may have been delivered", code)
+            done(TemporaryFailure(f"{self.server}: {_failure_text(exc)} before the message was handed over"))
+            return
+        failed = _first_failure(replies)
+        if failed is None:
+            if pipelining:
+                self._ready = pending  # its data goes out with the next message's envelope, or at flush()
+            else:
+                self._finish(pending)
+            return
+        try:
+            if replies[2][0] == 354:  # a server that accepted DATA anyway: end it empty, then reset
+                self._send(b".\r\n")
+                self._read_reply()
+        except (OSError, _Dropped):
+            self._discard()
+        self._needs_rset = True
+        stage, code, text = failed
+        if stage == "MAIL" and code >= 500:
+            raise SendError(f"{self.server} refused the sender address {envelope_from}: {code} {text}", hint="check sender.email in newsletter.yaml is an address this server lets you send from")
+        done(self._failure(code, text))
 
-    def _pipelined(self, commands: list[bytes]) -> list[tuple[int, str]]:
-        """RFC 2920: one write for [RSET] MAIL RCPT DATA, then their replies in order."""
+    def flush(self) -> None:
+        """Finish the message whose data is waiting (its outcome goes to its ``done``)."""
+        previous, self._ready = self._ready, None
+        self._finish(previous)
+
+    def _finish(self, pending: "_Pending | None") -> None:
+        """Send a message's data alone and read its final reply."""
+        if pending is None:
+            return
+        pending.handing_over()
+        try:
+            self._send(pending.payload)
+        except (OSError, _Dropped) as exc:
+            self._discard()
+            pending.done(TemporaryFailure(f"{self.server}: {_failure_text(exc)} before the message was handed over"))
+            return
+        self._final_reply(pending)
+
+    def _final_reply(self, pending: "_Pending") -> None:
+        """Read the reply to a message's final "." and give the message its outcome."""
+        try:
+            code, text = self._read_reply()
+        except (OSError, _Dropped) as exc:
+            self._discard()
+            pending.done(UncertainDelivery(f"{self.server}: {_failure_text(exc)} after the whole message was sent, before the server replied; it may have been delivered"))
+            return
+        if 200 <= code < 300:
+            pending.done(f"{code} {text}")
+        elif 400 <= code < 600:
+            pending.done(self._failure(code, text))
+        else:
+            # Neither yes nor no after the final ".": the server may have taken the message, and the
+            # session is in an unknown state.  Resending would risk a duplicate per attempt.
+            self._discard()
+            pending.done(UncertainDelivery(f"{self.server}: answered {code} {text} after the whole message was sent; it may have been delivered", code))
+
+    def _pipelined(self, commands: list[bytes], previous: "_Pending | None" = None) -> list[tuple[int, str]]:
+        """RFC 2920: one write for [the previous message's data] [RSET] MAIL RCPT DATA, then
+        their replies in order; the previous message gets its final reply first."""
         rset = self._needs_rset
-        self._send(b"".join(([b"RSET\r\n"] if rset else []) + commands))
+        chunks = ([previous.payload] if previous is not None else []) + ([b"RSET\r\n"] if rset else []) + commands
+        if previous is not None:
+            previous.handing_over()
+        try:
+            self._send(b"".join(chunks))
+        except (OSError, _Dropped) as exc:
+            if previous is not None:  # the write failed, so its final "." did not all leave
+                previous.done(TemporaryFailure(f"{self.server}: {_failure_text(exc)} before the message was handed over"))
+            raise
+        if previous is not None:
+            self._final_reply(previous)
+            if self._sock is None:  # the previous message's reply closed the session (421, lost)
+                raise TemporaryFailure(f"{self.server}: the session ended before this message was handed over")
         if rset:
             self._needs_rset = False
             code, text = self._read_reply()
@@ -528,7 +599,11 @@ class SMTPConnection:
                 pass
 
     def close(self) -> None:
-        """QUIT politely and close; never raises."""
+        """QUIT politely and close; never raises.  A message still waiting for its data (the caller
+        did not ``flush``) was not handed over: it gets a temporary failure."""
+        waiting, self._ready = self._ready, None
+        if waiting is not None:
+            waiting.done(TemporaryFailure(f"{self.server}: the connection was closed before the message was handed over"))
         sock = self._sock
         if sock is None:
             return
@@ -572,6 +647,28 @@ class _ReplyClock:
         if left != math.inf:
             sock.settimeout(left)
             self.shortened = True
+
+
+class _Pending:
+    """A message whose envelope was accepted (354) and whose data has not been sent yet."""
+
+    __slots__ = ("envelope_from", "payload", "handing_over", "done")
+
+    def __init__(self, envelope_from: str, payload: bytes, handing_over: Callable[[], None], done: Callable[[Outcome], None]) -> None:
+        self.envelope_from, self.payload, self.handing_over, self.done = envelope_from, payload, handing_over, done
+
+
+def _nothing() -> None:
+    """``handing_over`` for ``deliver``: nothing to record."""
+
+
+def _failure_text(exc: BaseException) -> str:
+    """What happened to the connection, in words."""
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    if isinstance(exc, _Dropped):
+        return "closed the connection"
+    return _os_error_text(exc)  # type: ignore[arg-type]
 
 
 def _on_terminal() -> bool:

@@ -1,0 +1,109 @@
+"""How does ``newsletter send`` do across a real network's round trip?  Run: .venv/bin/python bench/latency_bench.py
+
+Postfix's ``smtp-sink`` on 127.0.0.1 behind ``bench/delay_proxy.py``, which
+adds a fixed delay each way (``--rtt-ms``, default 20: a relay on the
+internet).  In one run, through the same proxy:
+
+1. the reference: Postfix's C ``smtp-source -s 4 -d`` sending N messages the
+   size of one personalised example issue over 4 reused connections;
+2. ours, the whole process: ``newsletter send 2026-11 --to <N rows> --sender
+   smtp --concurrency 4 --yes`` (start-up, planning, the send record and all);
+3. the limit of one round trip per message: connections / RTT messages a second.
+
+Targets (issue 15, item 1): ours >= 3x smtp-source and >= 0.75 of the limit.
+Prints figures and ratios only; nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from send_bench import ISSUE, ROOT, SMTP_SOURCE, Sink, free_port, make_folder, smtp_env, wait_listening  # noqa: E402
+
+SOURCE_TARGET = 3.0
+LIMIT_TARGET = 0.75
+
+
+class DelayProxy:
+    """bench/delay_proxy.py in a child process, from a free loopback port to ``upstream``."""
+
+    def __init__(self, upstream: int, rtt_ms: float) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "delay_proxy.py"), "--listen", f"127.0.0.1:{self.port}",
+                                         "--to", f"127.0.0.1:{upstream}", "--rtt-ms", str(rtt_ms)])
+        wait_listening(self.port)
+
+    def __enter__(self) -> "DelayProxy":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def message_size(folder: Path, port: int) -> int:
+    """The size of one personalised message of the issue (prepared in-process, then discarded)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from newsletter.delivery.send import SendOptions, prepare
+
+    plan = prepare(folder, SendOptions(issue=ISSUE, to=folder / "subscribers.csv", sender="smtp", concurrency=1), env=smtp_env(port))
+    try:
+        return len(plan.personaliser.personalise("reader000000@example.com", "Reader Number 0").data)
+    finally:
+        plan.discard()
+
+
+def run_ours(folder: Path, port: int, concurrency: int) -> float:
+    """Seconds for the whole ``newsletter send`` process."""
+    newsletter = Path(sys.executable).with_name("newsletter")
+    argv = [str(newsletter) if newsletter.exists() else sys.executable, *([] if newsletter.exists() else ["-m", "newsletter"]),
+            "send", ISSUE, "--to", str(folder / "subscribers.csv"), "--sender", "smtp", "--concurrency", str(concurrency), "--yes", "--folder", str(folder)]
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=smtp_env(port), capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"newsletter send failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return elapsed
+
+
+def run_smtp_source(port: int, messages: int, size: int, sessions: int) -> float:
+    argv = [SMTP_SOURCE, "-s", str(sessions), "-d", "-m", str(messages), "-l", str(size),
+            "-f", "notes@example.org", "-t", "reader@example.com", f"127.0.0.1:{port}"]
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=600)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rtt-ms", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each is compared")
+    args = parser.parse_args()
+    limit = args.concurrency / (args.rtt_ms / 1000)
+    with Sink() as sink, DelayProxy(sink.port, args.rtt_ms) as proxy:
+        size = message_size(make_folder(1), proxy.port)
+        source_s, ours_s = [], []
+        for _ in range(args.rounds):
+            source_s.append(run_smtp_source(proxy.port, args.messages, size, args.concurrency))
+            ours_s.append(run_ours(make_folder(args.messages), proxy.port, args.concurrency))
+    source_rate, ours_rate = args.messages / min(source_s), args.messages / min(ours_s)
+    print(f"{args.messages} messages of {size} bytes, {args.concurrency} connections, {args.rtt_ms:.0f} ms round trip added by bench/delay_proxy.py; "
+          f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; best of {args.rounds} rounds")
+    print(f"  smtp-source -s {args.concurrency} -d            {source_rate:8.0f} msg/s   (rounds: {', '.join(f'{args.messages / s:.0f}' for s in source_s)})")
+    print(f"  newsletter send (whole process)   {ours_rate:8.0f} msg/s   (rounds: {', '.join(f'{args.messages / s:.0f}' for s in ours_s)})")
+    print(f"  one round trip a message limit    {limit:8.0f} msg/s")
+    ratio_source, ratio_limit = ours_rate / source_rate, ours_rate / limit
+    print(f"  ours / smtp-source                {ratio_source:8.2f} x      target >= {SOURCE_TARGET}: {'met' if ratio_source >= SOURCE_TARGET else 'NOT MET'}")
+    print(f"  ours / limit                      {ratio_limit:8.2f}        target >= {LIMIT_TARGET}: {'met' if ratio_limit >= LIMIT_TARGET else 'NOT MET'}")
+
+
+if __name__ == "__main__":
+    main()

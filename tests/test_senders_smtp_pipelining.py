@@ -1,0 +1,176 @@
+"""The smtp sender's pipelined hand-over (issue 15): the next message's envelope rides in the same
+write as the previous message's data, and every reply still goes to its own message.
+
+Real aiosmtpd servers on 127.0.0.1 advertising PIPELINING, with faults scripted per recipient;
+assertions are on the outcome each message gets and on what the server received.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter.content.config import load_config
+from newsletter.errors import SendError
+from newsletter.senders import load_sender
+from newsletter.senders.base import Outcome, PermanentFailure, PipeliningConnection, TemporaryFailure, UncertainDelivery, pipelining
+from smtp_fault_server import FaultController, FaultHandler
+
+FROM = "notes@example.org"
+
+
+@pytest.fixture
+def server():
+    handler = FaultHandler(pipelining=True)
+    controller = FaultController(handler)
+    controller.start()
+    yield controller
+    controller.stop()
+
+
+def connect(folder: Path, port: int):
+    env = {"NEWSLETTER_SMTP_HOST": "127.0.0.1", "NEWSLETTER_SMTP_PORT": str(port), "NEWSLETTER_SMTP_SECURITY": "none"}
+    return load_sender("smtp", load_config(folder, env=env), folder, env).connect()
+
+
+def message(to: str) -> bytes:
+    return f"From: {FROM}\r\nTo: {to}\r\nSubject: test\r\n\r\nHello {to}.\r\n".encode()
+
+
+def send_all(connection: PipeliningConnection, recipients: list[str]) -> tuple[dict[str, Outcome], list[str]]:
+    """Submit each recipient in turn, then flush; the outcomes, and the order of events
+    ('handing <to>' just before content leaves, 'done <to>' when its outcome is known)."""
+    outcomes: dict[str, Outcome] = {}
+    events: list[str] = []
+    for to in recipients:
+        def done(outcome: Outcome, to: str = to) -> None:
+            assert to not in outcomes, "an outcome is given once"
+            outcomes[to] = outcome
+            events.append(f"done {to}")
+        connection.submit(FROM, to, message(to), handing_over=lambda to=to: events.append(f"handing {to}"), done=done)
+    connection.flush()
+    return outcomes, events
+
+
+def test_next_envelope_rides_with_the_previous_data(folder: Path, server) -> None:
+    connection = connect(folder, server.port)
+    assert isinstance(connection, PipeliningConnection) and pipelining(connection) is connection
+    recipients = ["ada@example.org", "bob@example.org", "cy@example.org"]
+    outcomes, events = send_all(connection, recipients)
+    connection.close()
+    assert all(isinstance(o, str) and o.startswith("250 ") for o in outcomes.values()), outcomes
+    assert [m.rcpt_tos for m in server.handler.received] == [[r] for r in recipients]
+    assert [m.content for m in server.handler.received] == [message(r) for r in recipients]
+    # the data of one message and the next envelope arrived in one piece: no wait between them
+    assert any(b"\r\n.\r\nMAIL FROM:<notes@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n" in c for c in server.handler.chunks)
+    assert any(b"\r\n.\r\nMAIL FROM:<notes@example.org>\r\nRCPT TO:<cy@example.org>\r\nDATA\r\n" in c for c in server.handler.chunks)
+    # a message is marked handed over before its content leaves, and done after
+    assert events == ["handing ada@example.org", "done ada@example.org", "handing bob@example.org", "done bob@example.org",
+                      "handing cy@example.org", "done cy@example.org"]
+
+
+def test_5xx_for_the_next_envelope_is_that_message_s(folder: Path, server) -> None:
+    server.handler.faults = {"gone@example.org": ["rcpt:550"]}
+    connection = connect(folder, server.port)
+    outcomes, events = send_all(connection, ["ada@example.org", "gone@example.org", "bob@example.org"])
+    connection.close()
+    assert isinstance(outcomes["ada@example.org"], str) and outcomes["ada@example.org"].startswith("250 ")
+    gone = outcomes["gone@example.org"]
+    assert isinstance(gone, PermanentFailure) and gone.code == 550 and "<gone@example.org>: Recipient address rejected" in gone.reply
+    assert isinstance(outcomes["bob@example.org"], str) and outcomes["bob@example.org"].startswith("250 ")
+    assert [m.rcpt_tos for m in server.handler.received] == [["ada@example.org"], ["bob@example.org"]]
+    assert "handing gone@example.org" not in events  # its content never left
+    assert server.handler.commands.count("RSET") == 1  # the refused transaction was reset before bob's
+
+
+def test_drop_between_messages(folder: Path, server) -> None:
+    """The server takes ada's message, then drops the connection at bob's RCPT: ada is sent,
+    bob was not handed over (temporary), and cy goes over a new session."""
+    server.handler.faults = {"bob@example.org": ["rcpt:drop"]}
+    connection = connect(folder, server.port)
+    outcomes, events = send_all(connection, ["ada@example.org", "bob@example.org", "cy@example.org"])
+    connection.close()
+    assert isinstance(outcomes["ada@example.org"], str) and outcomes["ada@example.org"].startswith("250 ")
+    bob = outcomes["bob@example.org"]
+    assert isinstance(bob, TemporaryFailure) and "before the message was handed over" in bob.reply
+    assert isinstance(outcomes["cy@example.org"], str) and outcomes["cy@example.org"].startswith("250 ")
+    assert [m.rcpt_tos for m in server.handler.received] == [["ada@example.org"], ["cy@example.org"]]
+    assert [m.session for m in server.handler.received] == [1, 2]
+    assert "handing bob@example.org" not in events
+
+
+def test_drop_after_data_makes_that_message_uncertain_and_the_next_temporary(folder: Path, server) -> None:
+    """ada's whole message arrives, then the server closes without replying: ada may have been
+    delivered (uncertain); bob's envelope went out in the same write but no data: temporary."""
+    server.handler.faults = {"ada@example.org": ["data:drop"]}
+    connection = connect(folder, server.port)
+    outcomes, _ = send_all(connection, ["ada@example.org", "bob@example.org", "cy@example.org"])
+    connection.close()
+    assert isinstance(outcomes["ada@example.org"], UncertainDelivery)
+    assert isinstance(outcomes["bob@example.org"], TemporaryFailure) and "before this message was handed over" in outcomes["bob@example.org"].reply
+    assert isinstance(outcomes["cy@example.org"], str) and outcomes["cy@example.org"].startswith("250 ")
+
+
+def test_421_mid_pipeline(folder: Path, server) -> None:
+    """A 421 for bob's RCPT (the server shutting down): ada is sent, bob is a temporary failure
+    with code 421 (the loop counts it as the server going away), cy goes over a new session."""
+    server.handler.faults = {"bob@example.org": ["rcpt:421"]}
+    connection = connect(folder, server.port)
+    outcomes, _ = send_all(connection, ["ada@example.org", "bob@example.org", "cy@example.org"])
+    connection.close()
+    assert isinstance(outcomes["ada@example.org"], str) and outcomes["ada@example.org"].startswith("250 ")
+    bob = outcomes["bob@example.org"]
+    assert isinstance(bob, TemporaryFailure) and bob.code == 421 and "421 4.3.2" in bob.reply
+    assert isinstance(outcomes["cy@example.org"], str)
+    assert [m.rcpt_tos for m in server.handler.received] == [["ada@example.org"], ["cy@example.org"]]
+    assert connection.sessions == 2
+
+
+def test_data_reply_goes_to_its_message(folder: Path, server) -> None:
+    """A 554 for ada's data, read in the same round trip as bob's envelope replies, is ada's."""
+    server.handler.faults = {"ada@example.org": ["data:554"]}
+    connection = connect(folder, server.port)
+    outcomes, _ = send_all(connection, ["ada@example.org", "bob@example.org"])
+    connection.close()
+    assert isinstance(outcomes["ada@example.org"], PermanentFailure) and outcomes["ada@example.org"].code == 554
+    assert isinstance(outcomes["bob@example.org"], str) and outcomes["bob@example.org"].startswith("250 ")
+
+
+def test_sender_refused_after_a_pipelined_message_still_reports_it(folder: Path, server) -> None:
+    """A 5xx for MAIL FROM stops the send (SendError) only after the previous message got its outcome."""
+    connection = connect(folder, server.port)
+    outcomes: dict[str, Outcome] = {}
+    connection.submit(FROM, "ada@example.org", message("ada@example.org"), handing_over=lambda: None, done=lambda o: outcomes.setdefault("ada", o))
+    server.handler.faults = {FROM: ["mail:553"]}
+    with pytest.raises(SendError, match="refused the sender address"):
+        connection.submit(FROM, "bob@example.org", message("bob@example.org"), handing_over=lambda: None, done=lambda o: outcomes.setdefault("bob", o))
+    assert isinstance(outcomes["ada"], str) and outcomes["ada"].startswith("250 ") and "bob" not in outcomes
+    connection.close()
+
+
+class OnlyDeliver:
+    """A plug-in connection with only deliver() and close(), as before pipelining."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def deliver(self, envelope_from: str, recipient: str, message: bytes) -> str:
+        self.calls.append(recipient)
+        if recipient.startswith("no"):
+            raise PermanentFailure("550 no")
+        return "250 ok"
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+def test_a_deliver_only_connection_is_adapted() -> None:
+    plain = OnlyDeliver()
+    connection = pipelining(plain)
+    assert not isinstance(plain, PipeliningConnection)
+    outcomes, events = send_all(connection, ["ada@example.org", "no@example.org"])
+    connection.close()
+    assert outcomes["ada@example.org"] == "250 ok" and isinstance(outcomes["no@example.org"], PermanentFailure)
+    assert events == ["handing ada@example.org", "done ada@example.org", "handing no@example.org", "done no@example.org"]
+    assert plain.calls == ["ada@example.org", "no@example.org", "close"]
