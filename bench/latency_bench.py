@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from send_bench import ISSUE, ROOT, SMTP_SOURCE, Sink, free_port, make_folder, smtp_env, wait_listening  # noqa: E402
+from send_bench import ISSUE, ROOT, SMTP_SOURCE, Sink, free_port, make_folder, run_process, smtp_env, wait_listening  # noqa: E402
 
 SOURCE_TARGET = 3.0
 LIMIT_TARGET = 0.75
@@ -59,19 +59,6 @@ def message_size(folder: Path, port: int) -> int:
         plan.discard()
 
 
-def run_ours(folder: Path, port: int, concurrency: int) -> float:
-    """Seconds for the whole ``newsletter send`` process."""
-    newsletter = Path(sys.executable).with_name("newsletter")
-    argv = [str(newsletter) if newsletter.exists() else sys.executable, *([] if newsletter.exists() else ["-m", "newsletter"]),
-            "send", ISSUE, "--to", str(folder / "subscribers.csv"), "--sender", "smtp", "--concurrency", str(concurrency), "--yes", "--folder", str(folder)]
-    started = time.perf_counter()
-    done = subprocess.run(argv, env=smtp_env(port), capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"newsletter send failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return elapsed
-
-
 def run_smtp_source(port: int, messages: int, size: int, sessions: int) -> float:
     argv = [SMTP_SOURCE, "-s", str(sessions), "-d", "-m", str(messages), "-l", str(size),
             "-f", "notes@example.org", "-t", "reader@example.com", f"127.0.0.1:{port}"]
@@ -93,7 +80,7 @@ def main() -> None:
         source_s, ours_s = [], []
         for _ in range(args.rounds):
             source_s.append(run_smtp_source(proxy.port, args.messages, size, args.concurrency))
-            ours_s.append(run_ours(make_folder(args.messages), proxy.port, args.concurrency))
+            ours_s.append(run_process(make_folder(args.messages), proxy.port, args.concurrency))
     source_rate, ours_rate = args.messages / min(source_s), args.messages / min(ours_s)
     print(f"{args.messages} messages of {size} bytes, {args.concurrency} connections, {args.rtt_ms:.0f} ms round trip added by bench/delay_proxy.py; "
           f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; best of {args.rounds} rounds")

@@ -8,6 +8,8 @@ import quopri
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsletter.content.config import load_config
 from newsletter.content.load import load_issue, resolve_issue_path
@@ -112,3 +114,29 @@ def test_placeholder_text_in_content_is_just_text(folder: Path) -> None:
         body = message.get_body((part,)).get_content()
         assert "nlslotgreeting nlslotunsubscribe NLSLOTfield0x Feedback From" in body
         assert "Dear Ada," in body
+
+
+def _reference_encode_line(data: bytes, *, hard: bool) -> str:
+    """The per-byte greedy quoted-printable line the sliced one must equal."""
+    from newsletter.mail.personalise import _QP_CHAR
+
+    pieces, out, column = [_QP_CHAR[b] for b in data], [], 0
+    if hard and pieces and pieces[-1] in (" ", "\t"):
+        pieces[-1] = f"={ord(pieces[-1]):02X}"
+    for piece in pieces:
+        if column + len(piece) > 75:
+            out.append("=\r\n")
+            column = 0
+        out.append(piece)
+        column += len(piece)
+    return "".join(out) + ("\r\n" if hard else "=\r\n")
+
+
+@given(st.binary(max_size=400) | st.text(alphabet="ab=é \t-_?&:/", max_size=300).map(lambda t: t.encode("utf-8")), st.booleans())
+@settings(max_examples=500, deadline=None)
+def test_qp_line_cut_is_the_greedy_one(data: bytes, hard: bool) -> None:
+    from newsletter.mail.personalise import _encode_line
+
+    out: list[str] = []
+    _encode_line(data, out, hard=hard)
+    assert "".join(out) == _reference_encode_line(data, hard=hard)

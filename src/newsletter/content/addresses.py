@@ -34,7 +34,8 @@ _COMMON_SHAPE = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
 )
-_RESERVED = tuple(name for name in SPECIAL_USE_DOMAIN_NAMES if name != "test")
+_RESERVED = frozenset(name for name in SPECIAL_USE_DOMAIN_NAMES if name != "test")
+_RESERVED_SUFFIXES = tuple("." + name for name in _RESERVED)
 
 
 def address_problem(address: str) -> str | None:
@@ -63,7 +64,7 @@ def _fast_accept(address: str) -> bool:
         return False
     domain = address[address.index("@") + 1:].lower()
     # "--" (punycode "xn--", or reserved R-LDH labels) needs IDNA's checks: the slow path.
-    return len(domain) <= 253 and "--" not in domain and not any(domain == name or domain.endswith("." + name) for name in _RESERVED)
+    return len(domain) <= 253 and "--" not in domain and domain not in _RESERVED and not domain.endswith(_RESERVED_SUFFIXES)
 
 
 def is_valid_address(address: str) -> bool:

@@ -155,17 +155,20 @@ def _load(path: Path, subscribers: Iterable[Subscriber], meta: dict[str, str]) -
         conn.executescript(_SCHEMA)
         conn.execute("BEGIN")
         conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
-        added = duplicates = 0
         stamp = now()
         insert = "INSERT OR IGNORE INTO recipients (key, address, name, updated_at, line, fields) VALUES (?, ?, ?, ?, ?, ?)"
-        for sub in subscribers:
-            cursor = conn.execute(insert, (sub.key, sub.email, sub.name, stamp, sub.line, _fields_json(sub)))
-            if cursor.rowcount:
-                added += 1
-            else:
-                duplicates += 1
+        rows = 0
+
+        def values() -> Iterator[tuple]:
+            nonlocal rows
+            for sub in subscribers:
+                rows += 1
+                yield (sub.key, sub.email, sub.name, stamp, sub.line, _fields_json(sub))
+
+        # one executemany: a statement per row cost a third of staging a 10,000-row list
+        added = conn.executemany(insert, values()).rowcount  # rows inserted; the others were duplicates
         conn.execute("COMMIT")
-    return added, duplicates
+    return added, rows - added
 
 
 

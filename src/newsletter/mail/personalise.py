@@ -104,17 +104,28 @@ def qp_encode(text: str, *, soft_end: bool) -> bytes:
     return "".join(out).encode("ascii")
 
 
+_QP_TRANSLATE = {b: _QP_CHAR[b] for b in range(256)}  # str.translate of the line's bytes read as latin-1
+
+
 def _encode_line(data: bytes, out: list[str], *, hard: bool) -> None:
-    pieces = [_QP_CHAR[b] for b in data]
-    if hard and pieces and pieces[-1] in (" ", "\t"):
-        pieces[-1] = f"={ord(pieces[-1]):02X}"
-    column = 0
-    for piece in pieces:
-        if column + len(piece) > QP_LINE - 1:  # keep room for the "=" of a soft break
-            out.append("=\r\n")
-            column = 0
-        out.append(piece)
-        column += len(piece)
+    """One line's quoted-printable, cut into lines of at most 75 characters plus the soft-break "="
+    without splitting an "=XX" (the greedy cut; translate and slice rather than a loop per byte,
+    since each recipient's unsubscribe link passes through here twice)."""
+    encoded = data.decode("latin-1").translate(_QP_TRANSLATE)
+    if hard and encoded[-1:] in (" ", "\t"):
+        encoded = f"{encoded[:-1]}={ord(encoded[-1]):02X}"
+    width = QP_LINE - 1  # keep room for the "=" of a soft break
+    start, end = 0, len(encoded)
+    while end - start > width:
+        cut = start + width
+        if encoded[cut - 1] == "=":
+            cut -= 1
+        elif encoded[cut - 2] == "=":
+            cut -= 2
+        out.append(encoded[start:cut])
+        out.append("=\r\n")
+        start = cut
+    out.append(encoded[start:])
     out.append("\r\n" if hard else "=\r\n")
 
 
