@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from send_bench import ISSUE, ROOT, SMTP_SOURCE, Sink, free_port, make_folder, run_process, smtp_env, wait_listening  # noqa: E402
+from send_bench import ISSUE, ROOT, SMTP_SOURCE, Child, Sink, free_port, make_folder, run_process, smtp_env, wait_listening  # noqa: E402
 
 SOURCE_TARGET = 3.0
 LIMIT_TARGET = 0.75
 
 
-class DelayProxy:
+class DelayProxy(Child):
     """bench/delay_proxy.py in a child process, from a free loopback port to ``upstream``."""
 
     def __init__(self, upstream: int, rtt_ms: float) -> None:
@@ -38,13 +38,6 @@ class DelayProxy:
         self.process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "delay_proxy.py"), "--listen", f"127.0.0.1:{self.port}",
                                          "--to", f"127.0.0.1:{upstream}", "--rtt-ms", str(rtt_ms)])
         wait_listening(self.port)
-
-    def __enter__(self) -> "DelayProxy":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
 
 
 def message_size(folder: Path, port: int) -> int:

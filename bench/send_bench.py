@@ -75,7 +75,20 @@ def wait_listening(port: int, timeout: float = 10.0) -> None:
             time.sleep(0.05)
 
 
-class Sink:
+class Child:
+    """A server process started by a bench, stopped on leaving the ``with`` block."""
+
+    process: subprocess.Popen
+
+    def __enter__(self) -> "Child":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+class Sink(Child):
     """smtp-sink on 127.0.0.1:<free port>, stopped on exit."""
 
     def __init__(self) -> None:
@@ -86,13 +99,6 @@ class Sink:
         # backlog 1000; smtp-sink handles up to 256 connections by default
         self.process = subprocess.Popen([SMTP_SINK, *user, f"127.0.0.1:{self.port}", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_listening(self.port)
-
-    def __enter__(self) -> "Sink":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
 
 
 def make_folder(recipients: int) -> Path:

@@ -53,13 +53,28 @@ def send_all(connection: PipeliningConnection, recipients: list[str]) -> tuple[d
     return outcomes, events
 
 
+def sent(outcome: Outcome) -> bool:
+    """The server accepted it (its 250 reply)."""
+    return isinstance(outcome, str) and outcome.startswith("250 ")
+
+
+def run(folder: Path, server, faults: dict[str, list[str]], recipients: list[str]) -> tuple[dict[str, Outcome], list[str]]:
+    """Send ``recipients`` over one pipelining connection with the server's ``faults`` scripted."""
+    server.handler.faults = faults
+    connection = connect(folder, server.port)
+    try:
+        return send_all(connection, recipients)
+    finally:
+        connection.close()
+
+
 def test_next_envelope_rides_with_the_previous_data(folder: Path, server) -> None:
     connection = connect(folder, server.port)
     assert isinstance(connection, PipeliningConnection) and pipelining(connection) is connection
     recipients = ["ada@example.org", "bob@example.org", "cy@example.org"]
     outcomes, events = send_all(connection, recipients)
     connection.close()
-    assert all(isinstance(o, str) and o.startswith("250 ") for o in outcomes.values()), outcomes
+    assert all(sent(o) for o in outcomes.values()), outcomes
     assert [m.rcpt_tos for m in server.handler.received] == [[r] for r in recipients]
     assert [m.content for m in server.handler.received] == [message(r) for r in recipients]
     # the data of one message and the next envelope arrived in one piece: no wait between them
@@ -71,14 +86,11 @@ def test_next_envelope_rides_with_the_previous_data(folder: Path, server) -> Non
 
 
 def test_5xx_for_the_next_envelope_is_that_message_s(folder: Path, server) -> None:
-    server.handler.faults = {"gone@example.org": ["rcpt:550"]}
-    connection = connect(folder, server.port)
-    outcomes, events = send_all(connection, ["ada@example.org", "gone@example.org", "bob@example.org"])
-    connection.close()
-    assert isinstance(outcomes["ada@example.org"], str) and outcomes["ada@example.org"].startswith("250 ")
+    outcomes, events = run(folder, server, {"gone@example.org": ["rcpt:550"]}, ["ada@example.org", "gone@example.org", "bob@example.org"])
+    assert sent(outcomes["ada@example.org"])
     gone = outcomes["gone@example.org"]
     assert isinstance(gone, PermanentFailure) and gone.code == 550 and "<gone@example.org>: Recipient address rejected" in gone.reply
-    assert isinstance(outcomes["bob@example.org"], str) and outcomes["bob@example.org"].startswith("250 ")
+    assert sent(outcomes["bob@example.org"])
     assert [m.rcpt_tos for m in server.handler.received] == [["ada@example.org"], ["bob@example.org"]]
     assert "handing gone@example.org" not in events  # its content never left
     assert server.handler.commands.count("RSET") == 1  # the refused transaction was reset before bob's
@@ -87,14 +99,11 @@ def test_5xx_for_the_next_envelope_is_that_message_s(folder: Path, server) -> No
 def test_drop_between_messages(folder: Path, server) -> None:
     """The server takes ada's message, then drops the connection at bob's RCPT: ada is sent,
     bob was not handed over (temporary), and cy goes over a new session."""
-    server.handler.faults = {"bob@example.org": ["rcpt:drop"]}
-    connection = connect(folder, server.port)
-    outcomes, events = send_all(connection, ["ada@example.org", "bob@example.org", "cy@example.org"])
-    connection.close()
-    assert isinstance(outcomes["ada@example.org"], str) and outcomes["ada@example.org"].startswith("250 ")
+    outcomes, events = run(folder, server, {"bob@example.org": ["rcpt:drop"]}, ["ada@example.org", "bob@example.org", "cy@example.org"])
+    assert sent(outcomes["ada@example.org"])
     bob = outcomes["bob@example.org"]
     assert isinstance(bob, TemporaryFailure) and "before the message was handed over" in bob.reply
-    assert isinstance(outcomes["cy@example.org"], str) and outcomes["cy@example.org"].startswith("250 ")
+    assert sent(outcomes["cy@example.org"])
     assert [m.rcpt_tos for m in server.handler.received] == [["ada@example.org"], ["cy@example.org"]]
     assert [m.session for m in server.handler.received] == [1, 2]
     assert "handing bob@example.org" not in events
@@ -103,38 +112,29 @@ def test_drop_between_messages(folder: Path, server) -> None:
 def test_drop_after_data_makes_that_message_uncertain_and_the_next_temporary(folder: Path, server) -> None:
     """ada's whole message arrives, then the server closes without replying: ada may have been
     delivered (uncertain); bob's envelope went out in the same write but no data: temporary."""
-    server.handler.faults = {"ada@example.org": ["data:drop"]}
-    connection = connect(folder, server.port)
-    outcomes, _ = send_all(connection, ["ada@example.org", "bob@example.org", "cy@example.org"])
-    connection.close()
+    outcomes, _ = run(folder, server, {"ada@example.org": ["data:drop"]}, ["ada@example.org", "bob@example.org", "cy@example.org"])
     assert isinstance(outcomes["ada@example.org"], UncertainDelivery)
     assert isinstance(outcomes["bob@example.org"], TemporaryFailure) and "before this message was handed over" in outcomes["bob@example.org"].reply
-    assert isinstance(outcomes["cy@example.org"], str) and outcomes["cy@example.org"].startswith("250 ")
+    assert sent(outcomes["cy@example.org"])
 
 
 def test_421_mid_pipeline(folder: Path, server) -> None:
     """A 421 for bob's RCPT (the server shutting down): ada is sent, bob is a temporary failure
     with code 421 (the loop counts it as the server going away), cy goes over a new session."""
-    server.handler.faults = {"bob@example.org": ["rcpt:421"]}
-    connection = connect(folder, server.port)
-    outcomes, _ = send_all(connection, ["ada@example.org", "bob@example.org", "cy@example.org"])
-    connection.close()
-    assert isinstance(outcomes["ada@example.org"], str) and outcomes["ada@example.org"].startswith("250 ")
+    outcomes, _ = run(folder, server, {"bob@example.org": ["rcpt:421"]}, ["ada@example.org", "bob@example.org", "cy@example.org"])
+    assert sent(outcomes["ada@example.org"])
     bob = outcomes["bob@example.org"]
     assert isinstance(bob, TemporaryFailure) and bob.code == 421 and "421 4.3.2" in bob.reply
-    assert isinstance(outcomes["cy@example.org"], str)
+    assert sent(outcomes["cy@example.org"])
     assert [m.rcpt_tos for m in server.handler.received] == [["ada@example.org"], ["cy@example.org"]]
-    assert connection.sessions == 2
+    assert server.handler.sessions == 2  # cy came over a new session
 
 
 def test_data_reply_goes_to_its_message(folder: Path, server) -> None:
     """A 554 for ada's data, read in the same round trip as bob's envelope replies, is ada's."""
-    server.handler.faults = {"ada@example.org": ["data:554"]}
-    connection = connect(folder, server.port)
-    outcomes, _ = send_all(connection, ["ada@example.org", "bob@example.org"])
-    connection.close()
+    outcomes, _ = run(folder, server, {"ada@example.org": ["data:554"]}, ["ada@example.org", "bob@example.org"])
     assert isinstance(outcomes["ada@example.org"], PermanentFailure) and outcomes["ada@example.org"].code == 554
-    assert isinstance(outcomes["bob@example.org"], str) and outcomes["bob@example.org"].startswith("250 ")
+    assert sent(outcomes["bob@example.org"])
 
 
 def test_sender_refused_after_a_pipelined_message_still_reports_it(folder: Path, server) -> None:
@@ -145,7 +145,7 @@ def test_sender_refused_after_a_pipelined_message_still_reports_it(folder: Path,
     server.handler.faults = {FROM: ["mail:553"]}
     with pytest.raises(SendError, match="refused the sender address"):
         connection.submit(FROM, "bob@example.org", message("bob@example.org"), handing_over=lambda: None, done=lambda o: outcomes.setdefault("bob", o))
-    assert isinstance(outcomes["ada"], str) and outcomes["ada"].startswith("250 ") and "bob" not in outcomes
+    assert sent(outcomes["ada"]) and "bob" not in outcomes
     connection.close()
 
 
