@@ -10,6 +10,9 @@ from pathlib import Path
 
 import dkim
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa as _rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 
 from dns_support import Dnsmasq
@@ -22,6 +25,7 @@ from newsletter.mail.dkim import DkimSigner, keygen, load_private_key, signer_fo
 from send_support import Server, people, write_list
 
 MONTH = "2026-11"
+_KEY = _rsa.generate_private_key(public_exponent=65537, key_size=1024)  # body hashing only: no signature is made
 
 
 def cli(folder: Path, *args: str, env: dict[str, str] | None = None):
@@ -202,3 +206,24 @@ def test_opendkim_accepts_received_copies_and_refuses_a_changed_one(signed: tupl
         bad = _opendkim_verdict(tmp_path, dns, data.replace(b"Lambert, M. J.", b"Lambert, M. K."), "bad.eml")
     assert "verification (s=s1, d=example.org, 2048-bit key) succeeded" in good, good
     assert "failed: signature verification failed" in bad, bad
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lines=st.lists(st.text(alphabet=" \t\r\nab=", max_size=12).map(lambda s: s.replace("\r", "").replace("\n", "")), max_size=8),
+    trailing_blank=st.integers(0, 3), cuts=st.lists(st.integers(0, 200), max_size=4),
+)
+def test_body_hash_by_pieces_equals_dkimpys_canonical_body(lines: list[str], trailing_blank: int, cuts: list[int]) -> None:
+    """Property: however a body is cut into pieces, the body hash is that of dkimpy's relaxed canonical form."""
+    import base64
+    import hashlib
+
+    from dkim.canonicalization import Relaxed
+
+    body = ("\r\n".join(lines) + "\r\n" * (trailing_blank + (1 if lines else 0))).encode("ascii")
+    signer = DkimSigner(_KEY, "example.org", "s1")
+    points = sorted({min(c, len(body)) for c in cuts})
+    pieces = [body[a:b] for a, b in zip([0, *points], [*points, len(body)])]
+    expected = base64.b64encode(hashlib.sha256(Relaxed.canonicalize_body(body)).digest())
+    assert signer.body_hash(pieces) == expected
+    assert signer.body_hash([body]) == expected
