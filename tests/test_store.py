@@ -251,3 +251,28 @@ def test_threads_and_processes_writing_at_once_lose_nothing(tmp_path: Path) -> N
             assert [e["event"] for e in events].count("unsubscribed") == 1
             assert sorted(e["detail"]["by"] for e in events if e["event"] == "soft-bounce") == sorted(
                 [*(f"proc{p}" for p in range(4)), *(f"thread{t}" for t in range(8))])
+
+
+def test_unsubscribe_many_is_one_transaction_with_a_result_each(store: SubscriberStore) -> None:
+    store.subscribe("a@example.org", how="command", status="confirmed")
+    store.subscribe("b@example.org", how="command", status="confirmed")
+    store.unsubscribe("b@example.org", via="command")
+    results = store.unsubscribe_many([("a@example.org", "one-click"), ("b@example.org", "one-click"),
+                                      ("csv@example.org", "link"), ("A@example.org", "one-click")])
+    assert results == [True, False, True, False]
+    assert [store.status_of(a) for a in ("a@example.org", "b@example.org", "csv@example.org")] == ["unsubscribed"] * 3
+    with pytest.raises(ValueError):
+        store.unsubscribe_many([("c@example.org", "one-click"), ("d@example.org", "carrier pigeon")])
+    assert store.status_of("c@example.org") is None, "a bad request in a batch writes none of it"
+
+
+def test_last_event_at_reads_back_the_latest_of_a_kind(tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+    with SubscriberStore.open(tmp_path, clock=lambda: now[0]) as store:
+        store.subscribe("a@example.org", how="form")
+        assert store.last_event_at("a@example.org", "confirmation-sent") is None
+        store.record_event("a@example.org", "confirmation-sent")
+        now[0] += 600
+        store.record_event("a@example.org", "confirmation-sent")
+        assert store.last_event_at("A@example.org", "confirmation-sent") == 1_800_000_600.0
+        assert store.last_event_at("a@example.org", "subscribed") == 1_800_000_000.0

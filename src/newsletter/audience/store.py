@@ -45,7 +45,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from newsletter.audience.subscribers import Subscriber
 from newsletter.content.addresses import address_key, address_problem, sendable
@@ -58,7 +58,8 @@ FORGOTTEN = "forgotten"
 SUPPRESSED_STATUSES = frozenset({"unsubscribed", "bounced", "complained"})
 HOWS = ("form", "import", "command")
 UNSUBSCRIBE_VIA = ("one-click", "link", "mailto", "command")
-EVENTS = ("subscribed", "confirmed", "unsubscribed", "bounced", "soft-bounce", "complained", "imported", "forgotten")
+EVENTS = ("subscribed", "confirmed", "unsubscribed", "bounced", "soft-bounce", "complained", "imported", "forgotten",
+          "confirmation-sent")  # the last: a double opt-in email went out (the endpoint sends one per 15 minutes at most)
 BUSY_TIMEOUT_SECONDS = 60.0
 PAGE = 500  # rows per read transaction when iterating
 
@@ -256,6 +257,13 @@ class SubscriberStore:
         ).fetchall()
         return [{"at": at, "event": event, "detail": json.loads(detail) if detail else {}} for at, event, detail in rows]
 
+    def last_event_at(self, email: str, event: str) -> float | None:
+        """When ``event`` last happened to an address (Unix time, whole seconds), or None if never."""
+        row = self._conn().execute(
+            "SELECT at FROM events WHERE key = ? AND event = ? ORDER BY id DESC LIMIT 1", (key_of(email), event)
+        ).fetchone()
+        return datetime.strptime(row[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp() if row else None
+
     def describe(self, email: str) -> dict[str, Any] | None:
         """Everything stored about one address (a GDPR access request), or None when nothing is."""
         sub = self.get(email)
@@ -431,34 +439,42 @@ class SubscriberStore:
         forgotten addresses stay as they are (already never sent to); the request is
         still recorded in the history of a bounced or complained one.
         """
-        if via not in UNSUBSCRIBE_VIA:
-            raise ValueError(f"via must be one of {UNSUBSCRIBE_VIA}, not {via!r}")
-        email = email.strip()
-        key = key_of(email)
+        return self.unsubscribe_many([(email, via)])[0]
+
+    def unsubscribe_many(self, requests: Sequence[tuple[str, str]]) -> list[bool]:
+        """``unsubscribe`` for several (email, via) pairs in one transaction, so one fsync commits them all
+        (the endpoint's group commit, see ``audience.groupcommit``); the results in the same order."""
+        for _email, via in requests:
+            if via not in UNSUBSCRIBE_VIA:
+                raise ValueError(f"via must be one of {UNSUBSCRIBE_VIA}, not {via!r}")
         now = self._now()
         with self._write() as w:
-            row = w.execute("SELECT status FROM subscribers WHERE key = ?", (key,)).fetchone()
-            if row is None:
-                if w.execute("SELECT 1 FROM forgotten WHERE hash = ?", (self._hash(key),)).fetchone():
-                    return False
-                w.execute(
-                    "INSERT INTO subscribers (key, email, status, created_at, updated_at, unsubscribed_at, status_at)"
-                    " VALUES (?, ?, 'unsubscribed', ?, ?, ?, ?)",
-                    (key, email, now, now, now, now),
-                )
-                w.event(key, now, "unsubscribed", {"via": via})
-                return True
-            if row[0] == "unsubscribed":
-                return False
-            if row[0] in ("bounced", "complained"):
-                w.event(key, now, "unsubscribed", {"via": via, "status kept": row[0]})
+            return [self._unsubscribe(w, now, email.strip(), via) for email, via in requests]
+
+    def _unsubscribe(self, w: "_Transaction", now: str, email: str, via: str) -> bool:
+        key = key_of(email)
+        row = w.execute("SELECT status FROM subscribers WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            if w.execute("SELECT 1 FROM forgotten WHERE hash = ?", (self._hash(key),)).fetchone():
                 return False
             w.execute(
-                "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, status_at = ?, updated_at = ? WHERE key = ?",
-                (now, now, now, key),
+                "INSERT INTO subscribers (key, email, status, created_at, updated_at, unsubscribed_at, status_at)"
+                " VALUES (?, ?, 'unsubscribed', ?, ?, ?, ?)",
+                (key, email, now, now, now, now),
             )
             w.event(key, now, "unsubscribed", {"via": via})
             return True
+        if row[0] == "unsubscribed":
+            return False
+        if row[0] in ("bounced", "complained"):
+            w.event(key, now, "unsubscribed", {"via": via, "status kept": row[0]})
+            return False
+        w.execute(
+            "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, status_at = ?, updated_at = ? WHERE key = ?",
+            (now, now, now, key),
+        )
+        w.event(key, now, "unsubscribed", {"via": via})
+        return True
 
     def set_status(self, email: str, status: str, *, event: str, detail: Mapping[str, object] | None = None) -> None:
         """Set an address's status with the event that caused it (e.g. ``bounced`` with the evidence).
