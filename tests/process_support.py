@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from typing import Callable
 
 
@@ -31,3 +32,15 @@ def wait_until_listening(port: int, name: str, log: Callable[[], str], timeout: 
         except OSError:
             time.sleep(0.1)
     pytest.fail(f"{name} did not listen on 127.0.0.1:{port}\n{log()}")
+
+
+def listening_addresses(port: int) -> list[str]:
+    """Local addresses of LISTEN sockets on ``port``, from /proc/net/tcp{,6}."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port_hex = fields[1].rsplit(":", 1)
+            if fields[3] == "0A" and int(port_hex, 16) == port:
+                found.append(address)
+    return found

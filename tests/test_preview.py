@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from newsletter.mail.preview import PreviewServer, preview_page
-from process_support import restore_ctrl_c
+from process_support import listening_addresses, restore_ctrl_c
 
 SUBJECT = "Practice Research Notes — October 2026: the alliance, empathy and therapist self-doubt"
 RELOAD_TIMEOUT_MS = 15_000
@@ -143,18 +143,6 @@ def test_other_host_names_are_refused(server: PreviewServer) -> None:
     assert info.value.code == 403
 
 
-def _listening_addresses(port: int) -> list[str]:
-    """Local addresses of LISTEN sockets on ``port``, from /proc/net/tcp{,6}."""
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            address, port_hex = fields[1].rsplit(":", 1)
-            if fields[3] == "0A" and int(port_hex, 16) == port:
-                found.append(address)
-    return found
-
-
 def test_cli_preview_binds_loopback_only_and_stops_quietly_on_ctrl_c(folder: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -166,7 +154,7 @@ def test_cli_preview_binds_loopback_only_and_stops_quietly_on_ctrl_c(folder: Pat
         assert first.startswith("previewing issues/2026-10.yaml at http://127.0.0.1:"), first
         url = first.split(" at ", 1)[1].split()[0]
         port = int(url.rstrip("/").rsplit(":", 1)[1])
-        assert _listening_addresses(port) == ["0100007F"]  # 127.0.0.1 in /proc's byte order, nothing else
+        assert listening_addresses(port) == ["0100007F"]  # 127.0.0.1 in /proc's byte order, nothing else
         assert "version" in _state(url)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)

@@ -559,6 +559,18 @@ def subscribers_export_command(status: str | None, out: Path | None, folder: Pat
         click.echo(f"wrote {write_export(folder, out, status)} subscriber(s) to {out}", err=True)
 
 
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (put a TLS reverse proxy in front; see the README).")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port (0 picks a free one).")
+@folder_option
+@user_errors
+def serve_command(host: str, port: int, folder: Path) -> None:
+    """Run the public endpoint: sign-up with double opt-in, one-click unsubscribe, and the archive site."""
+    from newsletter.audience.server import serve
+
+    serve(folder, host=host, port=port, announce=lambda line: click.echo(line, err=line == "stopped"))
+
+
 @main.command("suppress")
 @click.argument("addresses", nargs=-1, required=True)
 @folder_option

@@ -24,6 +24,7 @@ What this module adds:
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 
@@ -119,3 +120,15 @@ def bounces_address_problem(address: str) -> str | None:
     if len(local) > room:
         return f"bounces.address '{address}': the part before '@' is too long for a VERP address (at most {room} characters); use a shorter mailbox such as bounces@"
     return None
+
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and the name localhost (no DNS lookup: nothing leaves the machine)."""
+    name = host.strip("[]").lower()
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return name in _LOOPBACK_NAMES or name.endswith(".localhost")

@@ -7,15 +7,17 @@ prompt (see ``senders.smtp``).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
-from newsletter.content.addresses import bounces_address_problem, is_valid_address
+from newsletter.content.addresses import bounces_address_problem, is_loopback, is_valid_address
 from newsletter.errors import ConfigError, NewsletterError, Problem, ValidationError
-from newsletter.content.model import Config, DkimSettings, SMTPSettings
+from newsletter.content.model import DEFAULT_CONSENT, Config, DkimSettings, SMTPSettings, WebSettings
 from newsletter.fsutil import display_path
 from newsletter.content.yamlsource import YamlSource, read_yaml
 
@@ -77,11 +79,12 @@ SECURITY_MODES = ("none", "starttls", "ssl")
 DEFAULT_BOUNCE_THRESHOLD = 3.0
 _KNOWN_KEYS = {
     "name", "sender", "reply_to", "postal_address", "archive_url", "unsubscribe",
-    "list_id", "language", "topics", "research_types", "smtp", "send", "bounces", "dkim",
+    "list_id", "language", "topics", "research_types", "smtp", "send", "bounces", "dkim", "web",
 }
 DKIM_KEY_VARIABLE = "NEWSLETTER_DKIM_KEY"
 # A DKIM selector: dot-separated DNS labels (RFC 6376 section 3.1).
 SELECTOR_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+_WEB_KEYS = {"base_url", "consent_text", "trusted_proxy", "subscribe_limit"}
 
 
 MIN_RATE, MAX_RATE = 0.001, 100_000.0  # one message in ~17 minutes .. far beyond any server
@@ -171,8 +174,18 @@ def check_config(folder: Path, env: Mapping[str, str] | None = None, *, lenient:
     unsub_url = text("unsubscribe", "url")
     if unsub_url and not unsub_url.startswith("https://"):
         problems.append(src.problem(("unsubscribe", "url"), "unsubscribe.url must start with https:// (RFC 8058 one-click unsubscribe needs HTTPS)"))
+    web = _web_settings(src, problems)
+    if web.base_url:
+        endpoint = web.url("unsubscribe")
+        if unsub_url and unsub_url != endpoint:
+            problems.append(src.problem(
+                ("unsubscribe", "url"),
+                f"unsubscribe.url is {unsub_url} but web.base_url makes the unsubscribe link {endpoint}; "
+                "remove unsubscribe.url (newsletter serve answers it) or make them the same",
+            ))
+        unsub_url = endpoint
     if not unsub_email and not unsub_url:
-        problems.append(src.problem(("unsubscribe",), "set unsubscribe.email or unsubscribe.url: every email must offer a way to unsubscribe"))
+        problems.append(src.problem(("unsubscribe",), "set unsubscribe.email, unsubscribe.url or web.base_url: every email must offer a way to unsubscribe"))
 
     bounces_address, bounce_threshold = _bounces(src, address, problems)
     topics = _string_list(src, "topics", problems) or DEFAULT_TOPICS
@@ -221,6 +234,7 @@ def check_config(folder: Path, env: Mapping[str, str] | None = None, *, lenient:
             bounces_address=bounces_address,
             bounce_threshold=bounce_threshold,
             dkim=dkim,
+            web=web,
         ),
         problems,
     )
@@ -293,6 +307,53 @@ def _dkim_settings(src: YamlSource, env: Mapping[str, str], sender_email: str | 
         problems.append(src.problem(("dkim",), f"dkim needs a private key: set dkim.key_file, or the key in {DKIM_KEY_VARIABLE}"))
         return None
     return DkimSettings(selector=selector, domain=domain, key_file=key_file.strip() if key_file else None)
+def _web_settings(src: YamlSource, problems: list[Problem]) -> WebSettings:
+    """The ``web:`` block: the endpoint's public base URL (https, except on loopback) and its limits."""
+    raw = src.data.get("web")
+    if raw is None:
+        return WebSettings()
+    if not isinstance(raw, dict):
+        problems.append(src.problem(("web",), "'web' must be a mapping (base_url:, consent_text:, trusted_proxy:, subscribe_limit:)"))
+        return WebSettings()
+    for key in raw:
+        if key not in _WEB_KEYS:
+            problems.append(src.problem(("web", key), f"unknown setting 'web.{key}'; known: {', '.join(sorted(_WEB_KEYS))}", "warning", at_key=True))
+    base_url = _base_url(src, raw.get("base_url"), problems)
+    consent = raw.get("consent_text")
+    if consent is not None and (not isinstance(consent, str) or not consent.strip()):
+        problems.append(src.problem(("web", "consent_text"), "web.consent_text must be the text a subscriber agrees to"))
+        consent = None
+    proxy = raw.get("trusted_proxy")
+    if proxy is not None:
+        try:
+            proxy = str(ipaddress.ip_address(str(proxy).strip()))
+        except ValueError:
+            problems.append(src.problem(("web", "trusted_proxy"), f"web.trusted_proxy must be the IP address of your reverse proxy (like 127.0.0.1), not '{proxy}'"))
+            proxy = None
+    limit = raw.get("subscribe_limit", WebSettings.subscribe_limit)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        problems.append(src.problem(("web", "subscribe_limit"), "web.subscribe_limit must be a whole number of sign-ups per IP address per hour, 1 or more"))
+        limit = WebSettings.subscribe_limit
+    return WebSettings(base_url=base_url, consent_text=" ".join(consent.split()) if consent else DEFAULT_CONSENT,
+                       trusted_proxy=proxy, subscribe_limit=limit)
+
+
+def _base_url(src: YamlSource, value: object, problems: list[Problem]) -> str | None:
+    """web.base_url with a trailing slash, or None; https unless the host is loopback."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        problems.append(src.problem(("web", "base_url"), f"web.base_url must be an address like https://notes.example.org/ (no query), not '{text}'"))
+        return None
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        problems.append(src.problem(
+            ("web", "base_url"),
+            f"web.base_url must start with https:// (it carries subscribers' tokens, and one-click unsubscribe needs HTTPS), not '{text}'; plain http is only for 127.0.0.1 or localhost",
+        ))
+        return None
+    return text if text.endswith("/") else text + "/"
 
 
 def _smtp_settings(src: YamlSource, env: Mapping[str, str], problems: list[Problem]) -> SMTPSettings:

@@ -103,6 +103,27 @@ class SMTPSettings:
     timeout: float = 30.0
 
 
+DEFAULT_CONSENT = (
+    "Yes, send me this newsletter by email, about once a month. I can unsubscribe at any time "
+    "with the link at the bottom of every issue."
+)
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The public endpoint (`newsletter serve`): where it is reachable and its limits."""
+
+    base_url: str | None = None  # ends with "/"; https except on loopback hosts
+    consent_text: str = DEFAULT_CONSENT  # shown beside the sign-up form and recorded with each sign-up
+    trusted_proxy: str | None = None  # the reverse proxy whose X-Forwarded-For is believed
+    subscribe_limit: int = 10  # POST /subscribe per client IP per hour
+
+    def url(self, path: str) -> str:
+        """An absolute URL of the endpoint (``path`` without a leading slash)."""
+        assert self.base_url is not None
+        return self.base_url + path
+
+
 @dataclass(frozen=True)
 class DkimSettings:
     """DKIM signing: selector, signing domain and where the private key is (never the key itself)."""
@@ -135,6 +156,7 @@ class Config:
     bounces_address: str | None = None  # VERP envelope senders bounces+<token>@domain when set
     bounce_threshold: float = 3.0  # bounce score (hard 1, soft 0.5, once a day) at which a reader becomes bounced
     dkim: DkimSettings | None = None
+    web: WebSettings = field(default_factory=WebSettings)
 
     def issue_url(self, month: str) -> str:
         """The public archive page of one month ("view in browser")."""

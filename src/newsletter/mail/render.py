@@ -374,6 +374,20 @@ def check_footer(html: str, text: str, unsubscribe_url: str, postal_address: str
             )
 
 
+def render_template(env: jinja2.Environment, name: str, context: dict[str, Any], *, copies: str) -> str:
+    """Render one template of a page (not the email), Jinja's errors turned into a TemplateError
+    naming the template file and line; ``copies`` is where the user's overrides live (for the hint)."""
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error: {exc.message}", path=exc.filename or name, line=exc.lineno, hint=f"fix the template, or delete your copy in {copies} to use the default") from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"template {exc.name} not found", path=name, hint=f"a template your {copies} templates include is missing") from None
+    except jinja2.UndefinedError as exc:
+        path, line = _template_frame(exc, name)
+        raise TemplateError(f"template error: {exc.message}", path=path, line=line, hint=f"check the variable's spelling in your {copies} copy, or delete it to use the default") from None
+
+
 def _template_frame(exc: BaseException, fallback: str) -> tuple[str, int | None]:
     """The template file and line where a render error happened (Jinja rewrites tracebacks so)."""
     found: tuple[str, int | None] = (fallback, None)

@@ -27,10 +27,10 @@ from markupsafe import Markup, escape
 from newsletter.publish.archive import archived_months, archived_state, check_archived_issue
 from newsletter.atomicdir import replace_directory, temp_dir_beside
 from newsletter.content.config import load_config
-from newsletter.errors import NewsletterError, Problem, TemplateError, ValidationError
+from newsletter.errors import NewsletterError, Problem, ValidationError
 from newsletter.content.load import check_issue, display_path, issue_paths
 from newsletter.content.model import Article, Config, Issue, slugify
-from newsletter.mail.render import _template_frame, make_environment, cite_html
+from newsletter.mail.render import cite_html, make_environment, render_template
 
 DEFAULT_SITE_DIR = "site"
 MARKER = ".newsletter-site"
@@ -243,18 +243,6 @@ def paragraphs_html(paragraphs: list[str]) -> Markup:
     return Markup("\n".join(f"<p>{escape(p)}</p>" for p in paragraphs))
 
 
-def _render(env: jinja2.Environment, name: str, context: dict) -> str:
-    try:
-        return env.get_template(name).render(context)
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"template syntax error: {exc.message}", path=exc.filename or name, line=exc.lineno, hint="fix the template, or delete your copy in templates/site/ to use the default") from None
-    except jinja2.TemplateNotFound as exc:
-        raise TemplateError(f"template {exc.name} not found", path=name, hint="a template your site templates include is missing") from None
-    except jinja2.UndefinedError as exc:
-        path, line = _template_frame(exc, name)
-        raise TemplateError(f"template error: {exc.message}", path=path, line=line, hint="check the variable's spelling in your templates/site/ copy, or delete it to use the default") from None
-
-
 def _write_site(out: Path, env: jinja2.Environment, config: Config, issues: list[SiteIssue]) -> int:
     topics = groups(issues, config.topics, "topic")
     types = groups(issues, config.research_types, "type")
@@ -278,7 +266,7 @@ def _write_site(out: Path, env: jinja2.Environment, config: Config, issues: list
         nonlocal pages
         target = out / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(_render(env, template, {**common, "root": root, **context}), encoding="utf-8")
+        target.write_text(render_template(env, template, {**common, "root": root, **context}, copies="templates/site/"), encoding="utf-8")
         pages += 1
 
     by_year = [(year, [i for i in issues if i.year == year]) for year in years]

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import getpass
-import ipaddress
 import math
 import re
 import socket
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Callable, ClassVar, Mapping
 
 from newsletter.errors import ConfigError, SendError
+from newsletter.content.addresses import is_loopback
 from newsletter.content.model import Config, SMTPSettings
 from newsletter.senders.base import DeliveryError, Outcome, PermanentFailure, TemporaryFailure, UncertainDelivery
 
@@ -50,16 +50,6 @@ MAX_LINE = 64 * 1024  # a reply line longer than this is not SMTP
 QUIT_TIMEOUT = 2.0
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _DOT_AFTER_LF = re.compile(rb"\n\.")
-_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and the name localhost (no DNS lookup: nothing leaves the machine)."""
-    name = host.strip("[]").lower()
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return name in _LOOPBACK_NAMES or name.endswith(".localhost")
 
 
 def wire_data(message: bytes) -> bytes:

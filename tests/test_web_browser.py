@@ -1,0 +1,97 @@
+"""The whole life of a reader through the real `newsletter serve` process, in headless Chromium:
+sign up, confirm from the emailed link, receive an issue, leave by one-click (as Gmail does it)
+or by the page's button, and be skipped by the next send."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from newsletter.audience.store import SubscriberStore
+from serve_support import (
+    Served, confirm_link, outbox_messages, serve_env, start_serve, unsubscribe_link, wait_for_messages,
+)
+
+pytestmark = pytest.mark.browser
+
+READER = "ada.reader@example.org"
+OTHER = "bob.reader@example.org"
+
+
+@pytest.fixture
+def served(folder: Path):
+    server = start_serve(folder)
+    yield server
+    stderr = server.stop()
+    assert "Traceback" not in stderr, stderr
+
+
+def _send(folder: Path, month: str, *to: str) -> subprocess.CompletedProcess[str]:
+    """`newsletter send MONTH --yes` with the endpoint's secret: to a CSV of ``to`` when given, else to the store's confirmed subscribers."""
+    listing = ["--to", str(folder / "list.csv")] if to else []
+    if to:
+        (folder / "list.csv").write_text("email\n" + "\n".join(to) + "\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "newsletter", "send", month, "--yes", *listing, "--folder", str(folder)],
+                            env=serve_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def _issues_to(folder: Path, address: str, month_name: str) -> list:
+    return [m for m in outbox_messages(folder, address) if month_name in str(m["Subject"])]
+
+
+def _sign_up_in_the_browser(page, served: Served, address: str, name: str) -> None:
+    page.goto(served.base + "subscribe")
+    assert page.locator("h1").inner_text() == "Subscribe to Practice Research Notes"
+    assert page.get_by_text("Yes, send me this newsletter by email").is_visible()
+    assert not page.locator("#website").is_visible() or page.locator("#website").bounding_box()["x"] < 0, "the honeypot is out of sight"
+    page.get_by_label("Email address").fill(address)
+    page.get_by_label("Name").fill(name)
+    page.get_by_role("button", name="Subscribe").click()
+    page.wait_for_load_state()
+    assert page.locator("h1").inner_text() == "Check your inbox"
+
+
+def test_sign_up_in_the_browser_and_confirm_from_the_email(page, served: Served) -> None:
+    folder = served.folder
+    _sign_up_in_the_browser(page, served, READER, "Ada Reader")
+    (confirmation,) = wait_for_messages(folder, READER)
+    page.goto(confirm_link(confirmation))
+    assert page.locator("h1").inner_text() == "You are subscribed"
+    assert page.console_errors == [], "a CSP violation or script error on the endpoint's pages"
+    with SubscriberStore.open(folder) as store:
+        assert store.status_of(READER) == "confirmed"
+        assert store.get(READER).name == "Ada Reader"
+
+
+def test_the_unsubscribe_page_button_in_the_browser(page, served: Served) -> None:
+    """A reader of a CSV send leaves with the footer link's button; the store records it."""
+    folder = served.folder
+    _send(folder, "2026-10", OTHER)
+    (issue,) = _issues_to(folder, OTHER, "October 2026")
+    html = issue.get_body(("html",)).get_content()
+    footer_link = unsubscribe_link(issue)
+    assert f'href="{footer_link}"' in html, "the footer link is the same endpoint URL"
+    page.goto(footer_link)
+    assert page.locator("h1").inner_text() == "Unsubscribe"
+    with SubscriberStore.open(folder) as store:
+        assert store.status_of(OTHER) is None, "opening the page changes nothing"
+    page.get_by_role("button", name="Unsubscribe").click()
+    page.wait_for_load_state()
+    assert page.locator("h1").inner_text() == "You are unsubscribed"
+    assert page.console_errors == []
+    with SubscriberStore.open(folder) as store:
+        assert store.status_of(OTHER) == "unsubscribed"
+        assert [e["detail"].get("via") for e in store.events(OTHER) if e["event"] == "unsubscribed"] == ["link"]
+
+
+def test_pages_refuse_to_be_framed(page, served: Served) -> None:
+    """frame-ancestors 'none': a page of another origin cannot show the form inside a frame."""
+    with page.expect_console_message(lambda m: "frame-ancestors" in m.text, timeout=15000) as refused:
+        page.set_content(f'<iframe id="f" src="{served.base}subscribe"></iframe>')
+    assert "violates the following Content Security Policy directive: \"frame-ancestors 'none'\"" in refused.value.text
+    assert page.frame_locator("#f").get_by_text("Subscribe to Practice Research Notes").count() == 0, "the form is not shown framed"
