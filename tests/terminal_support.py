@@ -10,17 +10,20 @@ import time
 from pathlib import Path
 
 
-def run_on_terminal(args: list[str], cwd: Path, answers: list[tuple[bytes, bytes]] = (), env: dict[str, str] | None = None,
-                    timeout: float = 60) -> tuple[int, bytes]:
-    """Run `python -m newsletter ARGS` with a pty as its terminal; for each (prompt, reply), type
-    the reply once the prompt has appeared.  Returns the exit code and everything the terminal showed."""
+def run_on_terminal(args: list[str], cwd: Path | None = None, answers: list[tuple[bytes, bytes]] = (), env: dict[str, str] | None = None,
+                    timeout: float = 60, *, python_args: list[str] | None = None) -> tuple[int, bytes]:
+    """Run `python -m newsletter ARGS` (or `python PYTHON_ARGS`) with a pty as its terminal; for each
+    (prompt, reply), type the reply once the prompt has appeared.  Returns the exit code and
+    everything the terminal showed."""
+    argv = [sys.executable, *(python_args if python_args is not None else ["-m", "newsletter", *args])]
     child_env = dict(os.environ if env is None else env)
     child_env.setdefault("COLUMNS", "100")
     pid, fd = pty.fork()
     if pid == 0:  # the child: its controlling terminal is the pty
         try:
-            os.chdir(cwd)
-            os.execve(sys.executable, [sys.executable, "-m", "newsletter", *args], child_env)
+            if cwd is not None:
+                os.chdir(cwd)
+            os.execve(sys.executable, argv, child_env)
         finally:
             os._exit(127)
     output = b""

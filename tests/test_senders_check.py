@@ -4,8 +4,6 @@ and send nothing; a maildir sender with SMTP settings around says so before send
 from __future__ import annotations
 
 import os
-import shutil
-import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -13,30 +11,17 @@ from pathlib import Path
 import pytest
 
 from smtp_fault_server import FaultController, FaultHandler
+from test_senders_smtp import _server_context, certificate  # noqa: F401 (a fixture, used by name)
 
 PASSWORD = "s3cret pass"  # the one FaultHandler accepts for "user"
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
-    if shutil.which("openssl") is None:
-        pytest.fail("the openssl command is not installed; scripts/test installs it")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
-
-
 @pytest.fixture
 def server(certificate):
     """aiosmtpd requiring STARTTLS before AUTH, accepting user / PASSWORD."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*map(str, certificate))
     handler = FaultHandler()
-    controller = FaultController(handler, tls_context=context, require_starttls=True, auth_required=True, auth_require_tls=True)
+    controller = FaultController(handler, tls_context=_server_context(certificate), require_starttls=True, auth_required=True, auth_require_tls=True)
     controller.start()
     yield controller
     controller.stop()

@@ -7,13 +7,9 @@ on the wire) and on the exact outcome the send loop would see.
 from __future__ import annotations
 
 import os
-import pty
-import select
 import shutil
 import ssl
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +21,7 @@ from newsletter.senders import load_sender
 from newsletter.senders.base import Connection, PermanentFailure, Sender, TemporaryFailure, UncertainDelivery
 from newsletter.senders.smtp import SMTPSender, is_loopback, wire_data
 from smtp_fault_server import FaultController, FaultHandler, free_port
+from terminal_support import run_on_terminal
 
 # aiosmtpd warns when AUTH is allowed without TLS; on loopback that is exactly what we test.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -356,34 +353,13 @@ def test_password_is_asked_on_a_terminal_without_echo(folder):
         "with sender.connect() as connection:\n"
         "    print('REPLY', connection.deliver('notes@example.org', 'ada@example.org', b'Subject: x\\r\\n\\r\\nx\\r\\n'))\n"
     )
-    output = b""
+    prompt = f"SMTP password for user at 127.0.0.1:{controller.port}: ".encode()
     try:
-        pid, fd = pty.fork()
-        if pid == 0:  # the child: its controlling terminal is the pty
-            os.execve(sys.executable, [sys.executable, "-c", script], env)
-        prompt = f"SMTP password for user at 127.0.0.1:{controller.port}: ".encode()
-        deadline = time.monotonic() + 30
-        typed = False
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # EIO: the child has exited and closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-            if not typed and prompt in output:
-                os.write(fd, PASSWORD.encode() + b"\n")
-                typed = True
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
+        code, output = run_on_terminal([], answers=[(prompt, PASSWORD.encode())], env=env, timeout=30, python_args=["-c", script])
     finally:
         controller.stop()
     assert prompt in output, output
-    assert os.waitstatus_to_exitcode(status) == 0, output
+    assert code == 0, output
     assert b"REPLY 250 " in output and PASSWORD.encode() not in output  # typed, not echoed
     assert handler.logins == [(b"user", PASSWORD.encode())]
 

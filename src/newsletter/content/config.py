@@ -22,6 +22,7 @@ from newsletter.fsutil import display_path
 from newsletter.content.yamlsource import YamlSource, read_yaml
 
 CONFIG_NAME = "newsletter.yaml"
+USER_TEMPLATES_DIR = "templates"  # the author's template overrides, beside newsletter.yaml
 
 # The topic list of the PPRNet archive pages, spelled exactly as there.
 DEFAULT_TOPICS: tuple[str, ...] = (

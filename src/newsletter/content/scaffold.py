@@ -16,12 +16,11 @@ import yaml
 from newsletter.atomicdir import temp_dir_beside
 from newsletter.content import placeholders
 from newsletter.content.addresses import is_valid_address
-from newsletter.content.config import CONFIG_NAME, DEFAULT_RESEARCH_TYPES, DEFAULT_TOPICS
+from newsletter.content.config import CONFIG_NAME, DEFAULT_RESEARCH_TYPES, DEFAULT_TOPICS, USER_TEMPLATES_DIR
 from newsletter.content.load import ISSUES_DIR, check_month, display_path
 from newsletter.errors import NewsletterError
 from newsletter.fsutil import atomic_write, fsync_dir
 
-USER_TEMPLATES_DIR = "templates"  # as mail.render reads it
 EXAMPLE_LIST = "subscribers.example.csv"
 
 TEMPLATE = """\

@@ -23,6 +23,7 @@ from markupsafe import Markup, escape
 import mjml
 
 from newsletter.errors import TemplateError
+from newsletter.content.config import USER_TEMPLATES_DIR
 from newsletter.content.model import Config, Issue
 
 HTML_TEMPLATE = "email.mjml.j2"
@@ -30,7 +31,6 @@ TEXT_TEMPLATE = "email.txt.j2"
 TEXT_WIDTH = 72
 GMAIL_CLIP_BYTES = 102 * 1024
 PREVIEW_GREETING = "Dear [name],"  # build and preview without a known list: where each reader's name goes
-USER_TEMPLATES_DIR = "templates"
 
 
 @dataclass(frozen=True)
