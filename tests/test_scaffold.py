@@ -43,7 +43,13 @@ def test_init_with_flags_makes_a_folder_that_checks_clean(tmp_path: Path) -> Non
     assert (config.name, config.sender_name, config.sender_email) == (ANSWERS["name"], ANSWERS["from_name"], ANSWERS["from_email"])
     assert config.postal_address == "12 Example Street\nOttawa ON K1A 0A1"
     assert config.archive_url == ANSWERS["archive_url"] and config.sender == "maildir"
-    assert (notes / ".gitignore").read_text().splitlines() == list(GITIGNORE_ENTRIES)
+    ignored = [line for line in (notes / ".gitignore").read_text().splitlines() if not line.startswith("#")]
+    assert ignored == [*GITIGNORE_ENTRIES, "/dkim/", "/subscribers.sqlite*", "/returned-mail.sqlite*"]
+    subprocess.run(["git", "init", "-q", str(notes)], check=True)
+    paths = ["sends/2027-01.sqlite", "outbox/new/1", "build/2027-01/email.html", "site/index.html", "dkim/mail.pem",
+             "subscribers.sqlite", "subscribers.sqlite-wal", "returned-mail.sqlite", "newsletter.yaml", "archive/2027-01/issue.yaml"]
+    check = subprocess.run(["git", "-C", str(notes), "check-ignore", "--no-index", *paths], capture_output=True, text=True)
+    assert check.stdout.split() == paths[:-2]  # what git would leave out; the settings and the archive are committed
     assert (notes / "subscribers.example.csv").read_text(encoding="utf-8") == "email,name\nasa@example.org,Åsa Rønning\n"
     assert "created notes/newsletter.yaml" in proc.stdout
     check = newsletter(notes, "check")
@@ -85,7 +91,9 @@ def test_init_never_overwrites(tmp_path: Path) -> None:
     result = init_folder(notes, ANSWERS)
     assert (notes / "subscribers.example.csv").read_text() == "mine\n"
     assert notes / "subscribers.example.csv" in result.kept
-    assert (notes / ".gitignore").read_text() == "*.pyc\n/site\n/sends/\n/outbox/\n/build/\n"  # /site was there already
+    assert (notes / ".gitignore").read_text() == (  # /site was there already
+        "*.pyc\n/site\n/sends/\n/outbox/\n/build/\n# signing keys and readers' addresses: back them up, never commit them\n"
+        "/dkim/\n/subscribers.sqlite*\n/returned-mail.sqlite*\n")
     before = (notes / "newsletter.yaml").read_text(encoding="utf-8")
     with pytest.raises(NewsletterError, match="already a newsletter folder; not overwriting its newsletter.yaml"):
         init_folder(notes, {**ANSWERS, "name": "Other"})

@@ -88,6 +88,8 @@ INIT_QUESTIONS: tuple[tuple[str, str, str], ...] = (
     ("archive_url", "--archive-url", "URL of the public web archive (https://...)"),
 )
 GITIGNORE_ENTRIES = ("/sends/", "/outbox/", "/build/", "/site/")
+# Keys and readers' addresses: to back up, never to commit (a pushed repository would publish them).
+GITIGNORE_PRIVATE = ("/dkim/", "/subscribers.sqlite*", "/returned-mail.sqlite*")
 
 CONFIG_TEMPLATE = """\
 # Settings of this newsletter.  `newsletter check` validates this file too.
@@ -195,7 +197,7 @@ def init_folder(target: Path, answers: Mapping[str, str | None]) -> InitResult:
         for relative, text in files.items():
             atomic_write(staging / relative, text)
         if not target.exists():
-            atomic_write(staging / ".gitignore", "".join(f"{entry}\n" for entry in GITIGNORE_ENTRIES))
+            atomic_write(staging / ".gitignore", _gitignore_text(GITIGNORE_ENTRIES + GITIGNORE_PRIVATE))
             os.rename(staging, target)
             fsync_dir(target.parent)
             return InitResult(target, [target / r for r in (*files, Path(".gitignore"))], [])
@@ -221,12 +223,22 @@ def _merge_into(staging: Path, target: Path, files: list[Path]) -> InitResult:
     gitignore = target / ".gitignore"
     existing = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
     present = {line.strip().strip("/") for line in existing.splitlines()}  # "site", "/site" and "site/" all cover /site/
-    wanted = [entry for entry in GITIGNORE_ENTRIES if entry.strip("/") not in present]
+    wanted = [entry for entry in GITIGNORE_ENTRIES + GITIGNORE_PRIVATE if entry.strip("/") not in present]
     if wanted:
         separator = "" if not existing or existing.endswith("\n") else "\n"
-        atomic_write(gitignore, existing + separator + "".join(f"{entry}\n" for entry in wanted))
+        atomic_write(gitignore, existing + separator + _gitignore_text(tuple(wanted)))
         created.append(gitignore)
     return InitResult(target, created, kept)
+
+
+def _gitignore_text(entries: tuple[str, ...]) -> str:
+    """.gitignore lines, the private ones under a comment saying why."""
+    public = [e for e in entries if e not in GITIGNORE_PRIVATE]
+    private = [e for e in entries if e in GITIGNORE_PRIVATE]
+    text = "".join(f"{e}\n" for e in public)
+    if private:
+        text += "# signing keys and readers' addresses: back them up, never commit them\n" + "".join(f"{e}\n" for e in private)
+    return text
 
 
 def _yaml_value(text: str, indent: str = "  ") -> str:
