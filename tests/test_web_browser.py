@@ -4,6 +4,7 @@ or by the page's button, and be skipped by the next send."""
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from newsletter.audience.store import SubscriberStore
 from serve_support import (
-    Served, confirm_link, outbox_messages, serve_env, start_serve, unsubscribe_link, wait_for_messages,
+    Served, confirm_link, one_click, outbox_messages, serve_env, start_serve, unsubscribe_link, wait_for_messages,
 )
 
 pytestmark = pytest.mark.browser
@@ -56,7 +57,7 @@ def _sign_up_in_the_browser(page, served: Served, address: str, name: str) -> No
     assert page.locator("h1").inner_text() == "Check your inbox"
 
 
-def test_sign_up_in_the_browser_and_confirm_from_the_email(page, served: Served) -> None:
+def test_sign_up_confirm_receive_and_leave_by_one_click(page, served: Served) -> None:
     folder = served.folder
     _sign_up_in_the_browser(page, served, READER, "Ada Reader")
     (confirmation,) = wait_for_messages(folder, READER)
@@ -64,8 +65,25 @@ def test_sign_up_in_the_browser_and_confirm_from_the_email(page, served: Served)
     assert page.locator("h1").inner_text() == "You are subscribed"
     assert page.console_errors == [], "a CSP violation or script error on the endpoint's pages"
     with SubscriberStore.open(folder) as store:
-        assert store.status_of(READER) == "confirmed"
-        assert store.get(READER).name == "Ada Reader"
+        assert store.status_of(READER) == "confirmed" and store.get(READER).name == "Ada Reader"
+        store.subscribe(OTHER, "Bob", how="command", status="confirmed")
+
+    _send(folder, "2026-10")
+    (issue,) = _issues_to(folder, READER, "October 2026")
+    assert issue["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = unsubscribe_link(issue)
+    assert link.startswith(served.base + "unsubscribe?t=")
+    assert "ada.reader" not in link.lower() and base64.urlsafe_b64encode(READER.encode()).decode().rstrip("=")[:12] not in link
+
+    # Gmail's one-click: a POST to the List-Unsubscribe URL, urlencoded body, no cookies
+    reply = one_click(served.base, link[len(served.base) - 1:])
+    assert (reply.status, reply.title) == (200, "You are unsubscribed")
+    with SubscriberStore.open(folder) as store:
+        assert store.status_of(READER) == "unsubscribed"
+
+    _send(folder, "2026-11")
+    assert _issues_to(folder, READER, "November 2026") == [], "the next send skipped the reader who left"
+    assert len(_issues_to(folder, OTHER, "November 2026")) == 1
 
 
 def test_the_unsubscribe_page_button_in_the_browser(page, served: Served) -> None:
