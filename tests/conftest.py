@@ -46,3 +46,15 @@ def page(browser):
     new_page.on("pageerror", lambda e: new_page.console_errors.append(str(e)))
     yield new_page
     context.close()
+
+
+@pytest.fixture
+def served(folder: Path):
+    """`newsletter serve` running on a free loopback port for the example folder; stopped afterwards,
+    and the test fails if its log shows a traceback."""
+    from serve_support import start_serve
+
+    server = start_serve(folder)
+    yield server
+    log = server.stop()
+    assert "Traceback" not in log, log

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from newsletter.audience.http import content_type_of, static_file
 
 
@@ -40,3 +43,14 @@ def test_content_types() -> None:
     assert content_type_of(Path("topics/empathy.xml")) == "application/atom+xml; charset=utf-8"
     assert content_type_of(Path("assets/site.css")) == "text/css; charset=utf-8"
     assert content_type_of(Path("assets/filter.js")).startswith(("text/javascript", "application/javascript"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["..", ".", "", "2026-10", "index.html", "..\\", "%2e%2e", "link.txt", ".hidden", "x\x00", "site", "secret.txt"]), max_size=6))
+def test_no_path_ever_leads_outside_the_site(tmp_path_factory, parts: list[str]) -> None:
+    root = tmp_path_factory.getbasetemp() / "property"
+    site = root / "site"
+    if not site.exists():
+        _site(root)
+    found = static_file(site, "/" + "/".join(parts))
+    assert found is None or site.resolve() in found.parents

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections import Counter
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
-
-import pytest
 
 from newsletter.audience.store import SubscriberStore
 from newsletter.mail.tokens import seal
@@ -23,14 +21,6 @@ from serve_support import (
 from smtp_fault_server import free_port
 
 SECURE = SECRET.encode("utf-8")
-
-
-@pytest.fixture
-def served(folder: Path):
-    server = start_serve(folder)
-    yield server
-    stderr = server.stop()
-    assert "Traceback" not in stderr, stderr
 
 
 def _status(folder: Path, address: str) -> str | None:

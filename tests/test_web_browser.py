@@ -13,21 +13,13 @@ import pytest
 
 from newsletter.audience.store import SubscriberStore
 from serve_support import (
-    Served, confirm_link, one_click, outbox_messages, serve_env, start_serve, unsubscribe_link, wait_for_messages,
+    Served, confirm_link, one_click, outbox_messages, serve_env, unsubscribe_link, wait_for_messages,
 )
 
 pytestmark = pytest.mark.browser
 
 READER = "ada.reader@example.org"
 OTHER = "bob.reader@example.org"
-
-
-@pytest.fixture
-def served(folder: Path):
-    server = start_serve(folder)
-    yield server
-    stderr = server.stop()
-    assert "Traceback" not in stderr, stderr
 
 
 def _send(folder: Path, month: str, *to: str) -> subprocess.CompletedProcess[str]:
