@@ -314,6 +314,10 @@ def test_inbox_reads_the_same_mail_over_imap_with_tls(returned, tmp_path: Path) 
         wrong = _run(folder, "inbox", "--imap", dovecot.url, env={**dovecot.env(), "NEWSLETTER_IMAP_PASSWORD": "wrong"})
         assert wrong.returncode == 1 and "refused the login for bounces" in wrong.stderr and "wrong" not in wrong.stderr
 
+        dry = _run(folder, "inbox", "--imap", dovecot.url, "--dry-run", env=dovecot.env())
+        assert dry.returncode == 0 and "would handle 2 hard, 2 soft" in dry.stdout, dry.stdout + dry.stderr
+        assert not (maildir / ".newsletter-processed").exists() and not (folder / "subscribers.sqlite").exists()
+
         first = _run(folder, "inbox", "--imap", dovecot.url, env=dovecot.env())
         assert first.returncode == 0, first.stderr + dovecot.log_text()
         assert f"IMAP imaps://bounces@127.0.0.1:{dovecot.port}/INBOX: {SUMMARY}" in first.stdout, first.stdout
