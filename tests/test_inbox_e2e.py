@@ -248,6 +248,15 @@ def test_inbox_reads_a_maildir_of_real_bounces(returned, tmp_path: Path) -> None
     assert _store_snapshot(folder) == before
     assert list((box / "new").iterdir()) == [personal] and personal.read_bytes() == personal_bytes
 
+    shown = _run(folder, "subscribers", "show", f"ghost1@{DOMAIN}")
+    assert shown.returncode == 0, shown.stderr
+    assert '"status": "5.1.1"' in shown.stdout and '"reporting_mta": "dns; mx.newsletter.test"' in shown.stdout
+    assert 'unknown user: \\"ghost1@readers.test\\"' in shown.stdout and '"matched_by": "verp"' in shown.stdout
+    # the next issue to the same list skips whoever bounced, complained or unsubscribed
+    following = _run(folder, "send", "2026-10", "--to", str(folder / "subscribers.csv"), "--dry-run", "--sender", "maildir")
+    assert following.returncode == 0, following.stderr
+    assert "dry run: would send 2 message(s)" in following.stdout, following.stdout
+
     status = _run(folder, "status", "2026-11")
     assert "came back:     2 hard bounces, 2 soft bounces, 1 complaints, 1 auto-replies" in status.stdout, status.stdout + status.stderr
 
