@@ -144,3 +144,12 @@ def test_dns_server_forms() -> None:
     with pytest.raises(ConfigError) as bad:
         parse_server("dns.example.org:53")
     assert "'dns.example.org:53' is not a DNS server address" in str(bad.value)
+
+
+def test_dns_option_overrides_the_environment(folder: Path, tmp_path: Path) -> None:
+    with Dnsmasq(tmp_path, txt={"example.org": "v=spf1 a:mail.example.org -all"}, records=[f"--host-record={HOST},127.0.0.1"]) as dns, SMTP(None) as smtp:
+        env = {**env_for(smtp, dns), "NEWSLETTER_DNS_SERVER": f"127.0.0.1:{free_port()}"}  # nothing answers there
+        result = CliRunner().invoke(main, ["doctor", "--dns", dns.address, "--folder", str(folder)], env=env, catch_exceptions=False)
+    assert result.exit_code == 1  # DKIM, DMARC, MX and STARTTLS are missing here
+    assert f"✓ SPF: 'v=spf1 a:mail.example.org -all' at example.org passes {HOST} (127.0.0.1)" in result.output
+    assert "gave no answer" not in result.output

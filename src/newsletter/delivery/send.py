@@ -333,7 +333,8 @@ def _plan(
     personaliser = Personaliser(
         Renderer(folder, config), issue, config, secret, subject_prefix=TEST_PREFIX if options.test else "", columns=columns,
     )
-    personaliser.signer = signer_for(config, folder, env)  # a bad key stops here, before anything leaves
+    signer = signer_for(config, folder, env)  # a bad key stops here, before anything leaves
+    personaliser.signer = None if options.dry_run else signer  # a dry run hands nothing over: nothing to sign
     plan = Plan(
         folder=folder, options=options, config=config, month=month, subject=personaliser.subject,
         sender=sender, sender_name=sender_name, personaliser=personaliser, rate=rate,
