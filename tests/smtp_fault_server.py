@@ -54,6 +54,7 @@ class FaultHandler:
     """aiosmtpd handler: records messages, applies scripted faults."""
 
     pipelining: bool = False
+    chunking: bool = False  # offer CHUNKING (BDAT, RFC 3030); faults at "data" apply to BDAT LAST alike
     esmtp: bool = True
     slow_seconds: float = 2.0
     trickle_seconds: float = 0.25
@@ -79,6 +80,8 @@ class FaultHandler:
         self.commands.append("EHLO")
         if self.pipelining:
             responses.insert(1, "250-PIPELINING")
+        if self.chunking:
+            responses.insert(1, "250-CHUNKING")
         return responses
 
     async def handle_HELO(self, server, session, envelope, hostname):
@@ -168,6 +171,25 @@ class _RecordingSMTP(SMTP):
         self._wire += data
         self.event_handler.chunks.append(data)
         super().data_received(data)
+
+    async def smtp_BDAT(self, arg: str) -> None:
+        """RFC 3030 BDAT, enough for the tests: read the chunk, and at LAST answer as DATA would
+        (the handler's handle_DATA, so the same faults apply)."""
+        size, _, last = arg.partition(" ")
+        chunk = await self._reader.readexactly(int(size))
+        self._chunks = getattr(self, "_chunks", b"") + chunk
+        if last.strip().upper() != "LAST":
+            await self.push("250 2.0.0 chunk of %d bytes received" % len(chunk))
+            return
+        content, self._chunks = self._chunks, b""
+        if not self.envelope.rcpt_tos:
+            self._set_post_data_state()
+            await self.push("554 5.5.1 Error: no valid recipients")
+            return
+        self.envelope.original_content = self.envelope.content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push(status)
 
     async def smtp_EHLO(self, arg: str) -> None:
         if not self.event_handler.esmtp:

@@ -13,6 +13,7 @@ import email
 import email.policy
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -219,9 +220,41 @@ def test_sender_to_postfix_reuses_one_session_and_reports_unknown_users(folder, 
         with pytest.raises(PermanentFailure) as failure:
             connection.deliver("notes@example.org", f"nobody@{DOMAIN}", message)
         assert connection.sessions == 1
-    assert all(r.startswith("250 2.0.0 Ok: queued as ") for r in replies)
+    # Postfix offers CHUNKING, so these went as BDAT, whose reply also counts the bytes
+    assert all(re.match(r"250 2\.0\.0 Ok: (\d+ bytes )?queued as ", r) for r in replies), replies
     assert failure.value.code == 550 and f"127.0.0.1:{postfix.port}: 550 5.1.1 <nobody@{DOMAIN}>" in failure.value.reply
     files = postfix.wait_for(3)
     assert len(files) == 3, postfix.log_text()
     for path in files:
         assert path.read_bytes().endswith(b"\n.leading dot\nbody\n")
+
+
+def test_pipelined_bdat_through_postfix_gives_each_message_its_own_outcome(folder, postfix):
+    """Issue 15: Postfix offers PIPELINING and CHUNKING, so each message goes as RSET, MAIL, RCPT
+    and BDAT with the whole message in one write, the previous message's replies read after it.
+    An unknown user in the middle gets its own 550; the others are delivered byte for byte."""
+    env = {"NEWSLETTER_SMTP_HOST": "127.0.0.1", "NEWSLETTER_SMTP_PORT": str(postfix.port), "NEWSLETTER_SMTP_SECURITY": "none"}
+    sender = load_sender("smtp", load_config(folder, env=env), folder, env)
+    from newsletter.senders.base import PermanentFailure
+
+    outcomes: dict[str, object] = {}
+    order: list[str] = []
+    recipients = ["ada", "nobody", "grace", "linus"]
+    with sender.connect() as connection:
+        assert "chunking" in connection._extensions and "pipelining" in connection._extensions
+        for reader in recipients:
+            message = f"From: notes@example.org\r\nTo: {reader}@{DOMAIN}\r\nSubject: chunked\r\n\r\n.dot for {reader}\r\n".encode()
+            connection.submit("notes@example.org", f"{reader}@{DOMAIN}", message, handing_over=lambda r=reader: order.append(f"handing {r}"),
+                              done=lambda outcome, r=reader: (outcomes.setdefault(r, outcome), order.append(f"done {r}")))
+        connection.flush()
+        assert connection.sessions == 1
+    assert set(outcomes) == set(recipients)
+    for reader in ("ada", "grace", "linus"):
+        assert re.match(r"250 2\.0\.0 Ok: \d+ bytes queued as ", str(outcomes[reader])), outcomes
+    nobody = outcomes["nobody"]
+    assert isinstance(nobody, PermanentFailure) and nobody.code == 550 and f"<nobody@{DOMAIN}>" in nobody.reply
+    # two messages on their way at once: each message's outcome comes after the next one left
+    assert order == ["handing ada", "handing nobody", "done ada", "handing grace", "done nobody", "handing linus", "done grace", "done linus"]
+    files = postfix.wait_for(3)
+    assert len(files) == 3, postfix.log_text()
+    assert sorted(path.read_bytes().rsplit(b"\n\n", 1)[1] for path in files) == [b".dot for ada\n", b".dot for grace\n", b".dot for linus\n"]

@@ -1,8 +1,11 @@
-"""The smtp sender's pipelined hand-over (issue 15): the next message's envelope rides in the same
-write as the previous message's data, and every reply still goes to its own message.
+"""The smtp sender's pipelined hand-over (issue 15): with DATA the next message's envelope rides
+in the same write as the previous message's data; with CHUNKING (BDAT) each message goes whole
+behind its envelope and its replies are read after the next one left.  Every reply still goes to
+its own message.
 
-Real aiosmtpd servers on 127.0.0.1 advertising PIPELINING, with faults scripted per recipient;
-assertions are on the outcome each message gets and on what the server received.
+Real aiosmtpd servers on 127.0.0.1 advertising PIPELINING (and CHUNKING, which the test server
+adds), with faults scripted per recipient; assertions are on the outcome each message gets and on
+what the server received.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from smtp_fault_server import FaultController, FaultHandler
 FROM = "notes@example.org"
 
 
-@pytest.fixture
-def server():
-    handler = FaultHandler(pipelining=True)
+@pytest.fixture(params=[False, True], ids=["data", "bdat"])
+def server(request):
+    """PIPELINING, once with DATA and once with CHUNKING (BDAT) offered as well."""
+    handler = FaultHandler(pipelining=True, chunking=request.param)
     controller = FaultController(handler)
     controller.start()
     yield controller
@@ -77,12 +81,21 @@ def test_next_envelope_rides_with_the_previous_data(folder: Path, server) -> Non
     assert all(sent(o) for o in outcomes.values()), outcomes
     assert [m.rcpt_tos for m in server.handler.received] == [[r] for r in recipients]
     assert [m.content for m in server.handler.received] == [message(r) for r in recipients]
-    # the data of one message and the next envelope arrived in one piece: no wait between them
-    assert any(b"\r\n.\r\nMAIL FROM:<notes@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n" in c for c in server.handler.chunks)
-    assert any(b"\r\n.\r\nMAIL FROM:<notes@example.org>\r\nRCPT TO:<cy@example.org>\r\nDATA\r\n" in c for c in server.handler.chunks)
-    # a message is marked handed over before its content leaves, and done after
-    assert events == ["handing ada@example.org", "done ada@example.org", "handing bob@example.org", "done bob@example.org",
-                      "handing cy@example.org", "done cy@example.org"]
+    if server.handler.chunking:
+        # the whole message right behind its envelope, no 354 to wait for (and no dot-stuffing)
+        body = message("bob@example.org")
+        assert any(b"RSET\r\nMAIL FROM:<notes@example.org>\r\nRCPT TO:<bob@example.org>\r\nBDAT %d LAST\r\n" % len(body) + body in c
+                   for c in server.handler.chunks)
+        # two on their way at once: a message's outcome is read after the next one has left
+        assert events == ["handing ada@example.org", "handing bob@example.org", "done ada@example.org", "handing cy@example.org",
+                          "done bob@example.org", "done cy@example.org"]
+    else:
+        # the data of one message and the next envelope arrived in one piece: no wait between them
+        assert any(b"\r\n.\r\nMAIL FROM:<notes@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n" in c for c in server.handler.chunks)
+        assert any(b"\r\n.\r\nMAIL FROM:<notes@example.org>\r\nRCPT TO:<cy@example.org>\r\nDATA\r\n" in c for c in server.handler.chunks)
+        # a message is marked handed over before its content leaves, and done after
+        assert events == ["handing ada@example.org", "done ada@example.org", "handing bob@example.org", "done bob@example.org",
+                          "handing cy@example.org", "done cy@example.org"]
 
 
 def test_5xx_for_the_next_envelope_is_that_message_s(folder: Path, server) -> None:
@@ -92,42 +105,62 @@ def test_5xx_for_the_next_envelope_is_that_message_s(folder: Path, server) -> No
     assert isinstance(gone, PermanentFailure) and gone.code == 550 and "<gone@example.org>: Recipient address rejected" in gone.reply
     assert sent(outcomes["bob@example.org"])
     assert [m.rcpt_tos for m in server.handler.received] == [["ada@example.org"], ["bob@example.org"]]
-    assert "handing gone@example.org" not in events  # its content never left
-    assert server.handler.commands.count("RSET") == 1  # the refused transaction was reset before bob's
+    if server.handler.chunking:  # every transaction starts with RSET: the one before may have failed
+        assert server.handler.commands.count("RSET") == 3
+    else:
+        assert "handing gone@example.org" not in events  # its content never left
+        assert server.handler.commands.count("RSET") == 1  # the refused transaction was reset before bob's
 
 
 def test_drop_between_messages(folder: Path, server) -> None:
-    """The server takes ada's message, then drops the connection at bob's RCPT: ada is sent,
-    bob was not handed over (temporary), and cy goes over a new session."""
+    """The server takes ada's message, then drops the connection at bob's RCPT: ada is sent.
+    With DATA, bob's content never left (temporary) and cy goes over a new session.  With BDAT,
+    bob's and cy's whole messages had left with no reply: uncertain, not resent blindly."""
     outcomes, events = run(folder, server, {"bob@example.org": ["rcpt:drop"]}, ["ada@example.org", "bob@example.org", "cy@example.org"])
     assert sent(outcomes["ada@example.org"])
-    bob = outcomes["bob@example.org"]
-    assert isinstance(bob, TemporaryFailure) and "before the message was handed over" in bob.reply
-    assert sent(outcomes["cy@example.org"])
-    assert [m.rcpt_tos for m in server.handler.received] == [["ada@example.org"], ["cy@example.org"]]
-    assert [m.session for m in server.handler.received] == [1, 2]
-    assert "handing bob@example.org" not in events
+    bob, cy = outcomes["bob@example.org"], outcomes["cy@example.org"]
+    if server.handler.chunking:
+        assert isinstance(bob, UncertainDelivery) and "may have been delivered" in bob.reply
+        assert isinstance(cy, (UncertainDelivery, TemporaryFailure))  # uncertain if its write went out before the close was seen
+        assert [m.rcpt_tos for m in server.handler.received] == [["ada@example.org"]]
+    else:
+        assert isinstance(bob, TemporaryFailure) and "before the message was handed over" in bob.reply
+        assert sent(cy)
+        assert [m.rcpt_tos for m in server.handler.received] == [["ada@example.org"], ["cy@example.org"]]
+        assert [m.session for m in server.handler.received] == [1, 2]
+        assert "handing bob@example.org" not in events
 
 
-def test_drop_after_data_makes_that_message_uncertain_and_the_next_temporary(folder: Path, server) -> None:
+def test_drop_after_data_makes_that_message_uncertain(folder: Path, server) -> None:
     """ada's whole message arrives, then the server closes without replying: ada may have been
-    delivered (uncertain); bob's envelope went out in the same write but no data: temporary."""
+    delivered (uncertain).  bob: with DATA only its envelope went out (temporary); with BDAT its
+    whole message had (uncertain)."""
     outcomes, _ = run(folder, server, {"ada@example.org": ["data:drop"]}, ["ada@example.org", "bob@example.org", "cy@example.org"])
     assert isinstance(outcomes["ada@example.org"], UncertainDelivery)
-    assert isinstance(outcomes["bob@example.org"], TemporaryFailure) and "before this message was handed over" in outcomes["bob@example.org"].reply
+    if server.handler.chunking:
+        assert isinstance(outcomes["bob@example.org"], UncertainDelivery)
+    else:
+        assert isinstance(outcomes["bob@example.org"], TemporaryFailure) and "before this message was handed over" in outcomes["bob@example.org"].reply
     assert sent(outcomes["cy@example.org"])
 
 
 def test_421_mid_pipeline(folder: Path, server) -> None:
     """A 421 for bob's RCPT (the server shutting down): ada is sent, bob is a temporary failure
-    with code 421 (the loop counts it as the server going away), cy goes over a new session."""
+    with code 421 (the loop counts it as the server going away).  With DATA cy goes over a new
+    session; with BDAT cy had been written behind bob, and the server took nothing after its 421:
+    temporary, retried by the loop."""
     outcomes, _ = run(folder, server, {"bob@example.org": ["rcpt:421"]}, ["ada@example.org", "bob@example.org", "cy@example.org"])
     assert sent(outcomes["ada@example.org"])
     bob = outcomes["bob@example.org"]
     assert isinstance(bob, TemporaryFailure) and bob.code == 421 and "421 4.3.2" in bob.reply
-    assert sent(outcomes["cy@example.org"])
-    assert [m.rcpt_tos for m in server.handler.received] == [["ada@example.org"], ["cy@example.org"]]
-    assert server.handler.sessions == 2  # cy came over a new session
+    if server.handler.chunking:
+        cy = outcomes["cy@example.org"]
+        assert isinstance(cy, TemporaryFailure) and "the session ended before this message was handed over" in cy.reply
+        assert [m.rcpt_tos for m in server.handler.received] == [["ada@example.org"]]
+    else:
+        assert sent(outcomes["cy@example.org"])
+        assert [m.rcpt_tos for m in server.handler.received] == [["ada@example.org"], ["cy@example.org"]]
+        assert server.handler.sessions == 2  # cy came over a new session
 
 
 def test_data_reply_goes_to_its_message(folder: Path, server) -> None:
@@ -138,13 +171,15 @@ def test_data_reply_goes_to_its_message(folder: Path, server) -> None:
 
 
 def test_sender_refused_after_a_pipelined_message_still_reports_it(folder: Path, server) -> None:
-    """A 5xx for MAIL FROM stops the send (SendError) only after the previous message got its outcome."""
+    """A 5xx for MAIL FROM stops the send (SendError), after the previous message got its outcome."""
+    refused = "bounces+x@example.org"  # a VERP sender the server refuses
+    server.handler.faults = {refused: ["mail:553"]}
     connection = connect(folder, server.port)
     outcomes: dict[str, Outcome] = {}
     connection.submit(FROM, "ada@example.org", message("ada@example.org"), handing_over=lambda: None, done=lambda o: outcomes.setdefault("ada", o))
-    server.handler.faults = {FROM: ["mail:553"]}
-    with pytest.raises(SendError, match="refused the sender address"):
-        connection.submit(FROM, "bob@example.org", message("bob@example.org"), handing_over=lambda: None, done=lambda o: outcomes.setdefault("bob", o))
+    with pytest.raises(SendError, match="refused the sender address bounces"):
+        connection.submit(refused, "bob@example.org", message("bob@example.org"), handing_over=lambda: None, done=lambda o: outcomes.setdefault("bob", o))
+        connection.flush()  # with BDAT the refusal is read here
     assert sent(outcomes["ada"]) and "bob" not in outcomes
     connection.close()
 

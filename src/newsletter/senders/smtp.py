@@ -76,6 +76,14 @@ def wire_data(message: bytes) -> bytes:
     return data + b".\r\n"
 
 
+def chunk_data(message: bytes) -> bytes:
+    """The BDAT payload (RFC 3030): the message as it is, with CRLF line ends; no dot-stuffing,
+    since the chunk's size, not a line with a dot, says where it ends."""
+    if _looks_lf_only(message):
+        message = _LINE_END.sub(b"\r\n", message)
+    return message if message.endswith(b"\r\n") else message + b"\r\n"
+
+
 def _looks_lf_only(message: bytes) -> bool:
     """LF (or CR) line ends in the first line, in the header or at its end, or on the last line.
 
@@ -236,6 +244,7 @@ class SMTPConnection:
         self._extensions: dict[str, str] = {}
         self._needs_rset = False
         self._ready: _Pending | None = None  # accepted envelope, data not sent yet (pipelining)
+        self._unanswered: _Unanswered | None = None  # chunked message sent whole, replies not read yet
         self.sessions = 0  # how many times this connection (re)connected, for reports and tests
 
     # -- session setup -------------------------------------------------------------------------
@@ -379,7 +388,6 @@ class SMTPConnection:
         except PermanentFailure as exc:
             done(exc)
             return
-        payload = wire_data(message)
         if self._sock is None:
             try:
                 self.open()
@@ -394,7 +402,12 @@ class SMTPConnection:
                 done(PermanentFailure(f"{self.server}: the server does not support SMTPUTF8, needed for the address {recipient}"))
                 return
             params += b" SMTPUTF8"
-        pending = _Pending(envelope_from, payload, handing_over, done)
+        if "chunking" in self._extensions and "pipelining" in self._extensions:
+            self._submit_chunk(envelope_from, sender_arg, recipient_arg, params, message, handing_over, done)
+            return
+        if self._unanswered is not None:  # a chunked message before a reconnect without CHUNKING
+            self.flush()
+        pending = _Pending(envelope_from, wire_data(message), handing_over, done)
         commands = [b"MAIL FROM:<" + sender_arg + b">" + params + b"\r\n", b"RCPT TO:<" + recipient_arg + b">\r\n", b"DATA\r\n"]
         pipelining = "pipelining" in self._extensions
         previous, self._ready = self._ready, None
@@ -431,9 +444,79 @@ class SMTPConnection:
         done(self._failure(code, text))
 
     def flush(self) -> None:
-        """Finish the message whose data is waiting (its outcome goes to its ``done``)."""
+        """Finish the message whose data is waiting, or read the replies of the chunked message
+        still unanswered (its outcome goes to its ``done``)."""
         previous, self._ready = self._ready, None
         self._finish(previous)
+        unanswered, self._unanswered = self._unanswered, None
+        if unanswered is not None:
+            self._chunk_outcome(unanswered, None)
+
+    def _submit_chunk(self, envelope_from: str, sender_arg: bytes, recipient_arg: bytes, params: bytes, message: bytes,
+                      handing_over: Callable[[], None], done: Callable[[Outcome], None]) -> None:
+        """CHUNKING (RFC 3030) with PIPELINING: RSET, MAIL, RCPT and ``BDAT <size> LAST`` with the
+        whole message in one write, with no 354 to wait for; then the previous message's replies,
+        so two messages are on their way at once.  RSET comes first every time because the
+        previous transaction's outcome is not known yet when this one is written (a failed one
+        would otherwise make this MAIL a "nested MAIL" error, blamed on the wrong message)."""
+        body = chunk_data(message)
+        head = (b"RSET\r\nMAIL FROM:<" + sender_arg + b">" + params + b"\r\nRCPT TO:<" + recipient_arg + b">\r\n"
+                + b"BDAT %d LAST\r\n" % len(body))
+        self._needs_rset = False
+        previous, self._unanswered = self._unanswered, None
+        handing_over()
+        try:
+            self._send(head + body)
+        except (OSError, _Dropped) as exc:  # the chunk did not all leave, so it cannot have been taken
+            self._discard()
+            if previous is not None:
+                previous.done(UncertainDelivery(f"{self.server}: {_failure_text(exc)} after the whole message was sent, before the server replied; it may have been delivered"))
+            done(TemporaryFailure(f"{self.server}: {_failure_text(exc)} before the message was handed over"))
+            return
+        current = _Unanswered(envelope_from, done)
+        if previous is None or self._chunk_outcome(previous, current):
+            self._unanswered = current
+
+    def _chunk_outcome(self, sent: "_Unanswered", following: "_Unanswered | None") -> bool:
+        """Read one chunked message's RSET, MAIL, RCPT and BDAT replies and give it its outcome;
+        ``following`` (written since) gets one too when the session ends here.  True if it goes on."""
+        replies: list[tuple[int, str]] = []
+        try:
+            while len(replies) < 4 and (not replies or replies[-1][0] != 421):
+                replies.append(self._read_reply())
+        except (OSError, _Dropped) as exc:
+            self._discard()
+            lost = f"{self.server}: {_failure_text(exc)} after the whole message was sent, before the server replied; it may have been delivered"
+            sent.done(UncertainDelivery(lost))
+            if following is not None:
+                following.done(UncertainDelivery(lost))
+            return False
+        if replies[-1][0] == 421:  # the server is closing: nothing after this reply was taken
+            sent.done(self._failure(*replies[-1]))
+            if following is not None:
+                following.done(TemporaryFailure(f"{self.server}: the session ended before this message was handed over"))
+            return False
+        (mail_code, mail_text), (rcpt_code, rcpt_text), (code, text) = replies[1:]
+        if mail_code >= 500:
+            if following is not None:  # its own outcome first: it may have a different sender (VERP)
+                self._unanswered = None
+                self._chunk_outcome(following, None)
+            raise SendError(f"{self.server} refused the sender address {sent.envelope_from}: {mail_code} {mail_text}", hint="check sender.email in newsletter.yaml is an address this server lets you send from")
+        if not 200 <= mail_code < 300:
+            sent.done(self._failure(mail_code, mail_text))
+        elif not 200 <= rcpt_code < 300:
+            sent.done(self._failure(rcpt_code, rcpt_text))
+        elif 200 <= code < 300:
+            sent.done(f"{code} {text}")
+        elif 400 <= code < 600:
+            sent.done(self._failure(code, text))
+        else:  # neither yes nor no after the whole message: see _final_reply
+            self._discard()
+            sent.done(UncertainDelivery(f"{self.server}: answered {code} {text} after the whole message was sent; it may have been delivered", code))
+            if following is not None:
+                following.done(UncertainDelivery(f"{self.server}: the session ended in an unknown state after the whole message was sent; it may have been delivered"))
+            return False
+        return True
 
     def _finish(self, pending: "_Pending | None") -> None:
         """Send a message's data alone and read its final reply."""
@@ -594,6 +677,9 @@ class SMTPConnection:
         waiting, self._ready = self._ready, None
         if waiting is not None:
             waiting.done(TemporaryFailure(f"{self.server}: the connection was closed before the message was handed over"))
+        unanswered, self._unanswered = self._unanswered, None
+        if unanswered is not None:
+            unanswered.done(UncertainDelivery(f"{self.server}: the connection was closed before the server replied to the whole message; it may have been delivered"))
         sock = self._sock
         if sock is None:
             return
@@ -646,6 +732,15 @@ class _Pending:
 
     def __init__(self, envelope_from: str, payload: bytes, handing_over: Callable[[], None], done: Callable[[Outcome], None]) -> None:
         self.envelope_from, self.payload, self.handing_over, self.done = envelope_from, payload, handing_over, done
+
+
+class _Unanswered:
+    """A message sent whole with BDAT whose replies have not been read yet."""
+
+    __slots__ = ("envelope_from", "done")
+
+    def __init__(self, envelope_from: str, done: Callable[[Outcome], None]) -> None:
+        self.envelope_from, self.done = envelope_from, done
 
 
 def _nothing() -> None:
