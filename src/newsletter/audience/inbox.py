@@ -114,9 +114,11 @@ class InboxState:
                 self.conn.executescript(_SCHEMA)
 
     def processed(self, key: str) -> bool:
+        """True when a returned message with this key was handled by an earlier run."""
         return self.conn is not None and self.conn.execute("SELECT 1 FROM processed WHERE message_key = ?", (key,)).fetchone() is not None
 
     def remember(self, key: str, kind: str, match: Match | None, detail: dict[str, Any], at: str) -> None:
+        """Mark a message handled, with whom and which issue it was about (for `status`)."""
         assert self.conn is not None
         self.conn.execute(
             "INSERT OR IGNORE INTO processed (message_key, kind, address, month, at, detail) VALUES (?, ?, ?, ?, ?, ?)",
@@ -124,16 +126,19 @@ class InboxState:
         )
 
     def score(self, address: str) -> tuple[float, str | None]:
+        """An address's bounce score and the UTC day it last scored (0 and None when it never did)."""
         if self.conn is None:
             return 0.0, None
         row = self.conn.execute("SELECT score, last_day FROM scores WHERE key = ?", (address.lower(),)).fetchone()
         return (row[0], row[1]) if row else (0.0, None)
 
     def set_score(self, address: str, score: float, day: str) -> None:
+        """Store an address's new score, counted on ``day``."""
         assert self.conn is not None
         self.conn.execute("INSERT OR REPLACE INTO scores (key, score, last_day) VALUES (?, ?, ?)", (address.lower(), score, day))
 
     def close(self) -> None:
+        """Close the state file."""
         if self.conn is not None:
             self.conn.close()
 
@@ -152,6 +157,7 @@ class _Context:
         self.list_id = list_id(config).rpartition("<")[2].rstrip(">").lower()
 
     def by_verp(self, returned: Returned) -> Match | None:
+        """The reader whose VERP token (checked against the send record row it names) the message carries."""
         if not self.config.bounces_address or self.secret is None:
             return None
         # where the message came to, then our own envelope sender quoted back: the attached original's
@@ -168,6 +174,7 @@ class _Context:
         return None
 
     def by_message_id(self, message_ids: tuple[str, ...]) -> Match | None:
+        """The reader we sent one of these Message-IDs to."""
         for message_id in message_ids:
             found = self.records.by_message_id(message_id)
             if found:
@@ -185,9 +192,11 @@ class _Context:
         return self.config.sender_email.lower() in original.get("From", "").lower() and bool(list_header)
 
     def known(self, address: str) -> bool:
+        """True for an address we sent to or have in the store."""
         return self.records.was_sent_to(address) or (self.store is not None and self.store.status_of(address) is not None)
 
     def identify(self, returned: Returned) -> Match | None:
+        """Whose the message is, in the order of the module docstring; None when not provably a reader's."""
         if returned.kind == UNSUBSCRIBE:
             return self.by_token(returned.unsubscribe_tokens)
         match = self.by_verp(returned) or self.by_message_id(tuple(x for x in (returned.original_message_id,) if x))
@@ -203,6 +212,7 @@ class _Context:
         return None
 
     def by_token(self, tokens: tuple[str, ...]) -> Match | None:
+        """The reader a sealed unsubscribe token (from the mailto subject) was made for."""
         if self.secret is None:
             return None
         for token in tokens:

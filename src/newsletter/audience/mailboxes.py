@@ -73,6 +73,7 @@ class MaildirSource:
         self.processed = path / f".{PROCESSED}"
 
     def messages(self) -> Iterator[tuple[str, bytes]]:
+        """Every message file in new/ and cur/, keyed 'new/<name>' or 'cur/<name>'."""
         for sub in ("new", "cur"):
             for name in sorted(os.listdir(self.path / sub)):
                 if name.startswith("."):
@@ -83,6 +84,7 @@ class MaildirSource:
                     continue
 
     def move_to_processed(self, key: str) -> None:
+        """Rename the file into .newsletter-processed (same subfolder, same name, same bytes)."""
         sub, _, name = key.partition("/")
         self._make_processed()
         os.rename(self.path / sub / name, self.processed / sub / name)
@@ -99,7 +101,7 @@ class MaildirSource:
         _same_owner(marker, owner)
 
     def close(self) -> None:
-        pass
+        """Nothing to release."""
 
 
 def _same_owner(path: Path, owner: os.stat_result) -> None:
@@ -121,13 +123,16 @@ class MboxSource:
         self._box = mailbox.mbox(str(path), create=False)
 
     def messages(self) -> Iterator[tuple[str, bytes]]:
+        """Every message of the file, keyed by its position."""
         for key in self._box.keys():
             yield str(key), self._box.get_bytes(key)
 
     def move_to_processed(self, key: str) -> None:
+        """Never called: ``can_move`` is False."""
         raise NotImplementedError("mbox files are read only")
 
     def close(self) -> None:
+        """Close the file."""
         self._box.close()
 
 
@@ -198,6 +203,7 @@ class ImapSource:
         return set(words) | {c.upper() for c in self.imap.capabilities}
 
     def messages(self) -> Iterator[tuple[str, bytes]]:
+        """Every message not flagged deleted, keyed by UID, read with BODY.PEEK[] (nothing marked seen)."""
         # messages already flagged deleted are on their way out (ours without UIDPLUS, or the owner's): skip them
         status, data = self.imap.uid("SEARCH", "UNDELETED")
         uids = data[0].split() if status == "OK" and data and data[0] else []
@@ -208,6 +214,7 @@ class ImapSource:
                 yield uid.decode("ascii"), raw
 
     def move_to_processed(self, key: str) -> None:
+        """UID MOVE to newsletter-processed (created when missing), or COPY + \\Deleted + UID EXPUNGE."""
         if not self._created:
             status, data = self.imap.create(PROCESSED)
             if status != "OK" and b"ALREADYEXISTS" not in b" ".join(d for d in data if isinstance(d, bytes)).upper() and not self._exists():
@@ -235,6 +242,7 @@ class ImapSource:
             pass
 
     def close(self) -> None:
+        """Log out."""
         self._logout()
 
 
