@@ -55,6 +55,38 @@ def atomic_write(path: Path, data: bytes | str, *, encoding: str = "utf-8") -> N
         raise
 
 
+def create_new(path: Path, data: bytes | str, *, display: str | None = None, encoding: str = "utf-8") -> None:
+    """Write a file that must not exist yet: whole (temporary file, fsync) and never over an existing one.
+
+    ``os.link`` publishes the finished temporary file under the new name and fails
+    if the name exists, so two racing commands cannot both create it and a full
+    disk leaves no half-written file.  FileExistsError is left to the caller.
+    """
+    shown = display or str(path)
+    payload = data.encode(encoding) if isinstance(data, str) else data
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise NewsletterError(f"cannot write here: {exc.strerror}", path=str(path.parent), hint="check that the folder is writable") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), FILE_MODE)
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise NewsletterError(f"cannot write: {exc.strerror}", path=shown, hint="check that the folder is writable and the disk not full") from None
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
 def display_path(path: Path, folder: Path | None = None) -> str:
     """A path as the user would type it: relative to the folder or cwd when possible."""
     for base in (folder, Path.cwd()):

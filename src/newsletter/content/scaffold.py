@@ -19,7 +19,7 @@ from newsletter.content.addresses import is_valid_address
 from newsletter.content.config import CONFIG_NAME, DEFAULT_RESEARCH_TYPES, DEFAULT_TOPICS, USER_TEMPLATES_DIR
 from newsletter.content.load import ISSUES_DIR, check_month, display_path
 from newsletter.errors import NewsletterError
-from newsletter.fsutil import atomic_write, fsync_dir
+from newsletter.fsutil import atomic_write, create_new, fsync_dir
 
 EXAMPLE_LIST = "subscribers.example.csv"
 
@@ -68,14 +68,11 @@ def new_issue(folder: Path, month: str) -> Path:
         citation=placeholders.CITATION.format(year=month[:4], doi=placeholders.DOI),
         summary=placeholders.SUMMARY.replace("\n", "\n      "), implications=placeholders.IMPLICATIONS,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        # O_EXCL: refuse atomically even if two commands race.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        # refused atomically even if two commands race; a read-only or full issues/ is an error naming it
+        create_new(path, text, display=display_path(path, folder))
     except FileExistsError:
         raise NewsletterError("already exists; not overwriting it", path=display_path(path, folder), hint="edit the file, or delete it first if you really want a fresh one") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
     return path
 
 

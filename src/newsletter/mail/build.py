@@ -1,17 +1,25 @@
-"""``newsletter build``: write email.html, email.txt and message.eml for one issue."""
+"""``newsletter build``: write email.html, email.txt and message.eml for one issue.
+
+The three files are written as a set: into a fresh folder beside
+``build/YYYY-MM`` that then replaces it in one rename (atomicdir), so a reader
+of the folder, or a build stopped by a full disk or a kill, sees all three old
+files or all three new ones, never a new HTML beside an old message.eml.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from newsletter.atomicdir import fsync_tree, replace_directory, temp_dir_beside
 from newsletter.content.config import load_config
-from newsletter.fsutil import atomic_write
 from newsletter.content.load import LoadedIssue, load_issue, resolve_issue_path
 from newsletter.mail.message import build_message, message_bytes
 from newsletter.content.model import Config
 from newsletter.mail.render import GMAIL_CLIP_BYTES, PREVIEW_GREETING, Personal, RenderedEmail, Renderer
-from newsletter.errors import ValidationError, Problem
+from newsletter.errors import NewsletterError, ValidationError, Problem
 
 DEFAULT_BUILD_DIR = "build"
 
@@ -57,8 +65,31 @@ def build(folder: Path, issue_arg: str, out_dir: Path | None = None, *, greeting
     """
     loaded, rendered, eml = render_issue(folder, issue_arg, placeholders="warning", greeting=greeting)
     target = (out_dir or folder / DEFAULT_BUILD_DIR) / rendered.month
-    html_path, text_path, eml_path = target / "email.html", target / "email.txt", target / "message.eml"
-    atomic_write(html_path, rendered.html)
-    atomic_write(text_path, rendered.text)
-    atomic_write(eml_path, eml)
-    return BuildResult(target, html_path, text_path, eml_path, rendered, loaded.warnings)
+    files = {"email.html": rendered.html.encode("utf-8"), "email.txt": rendered.text.encode("utf-8"), "message.eml": eml}
+    write_set(target, files)
+    return BuildResult(target, target / "email.html", target / "email.txt", target / "message.eml", rendered, loaded.warnings)
+
+
+def write_set(target: Path, files: dict[str, bytes]) -> None:
+    """Replace ``files`` in the folder ``target`` all at once; other files already there are kept."""
+    staging = temp_dir_beside(target)
+    written = "the files"
+    try:
+        if target.is_dir():
+            for entry in os.scandir(target):
+                if entry.name not in files and entry.is_file(follow_symlinks=False):
+                    shutil.copy2(entry.path, staging / entry.name)
+        for name, data in files.items():
+            written = name
+            (staging / name).write_bytes(data)
+        fsync_tree(staging)  # one pass of fsyncs for the set, before it replaces the old one
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise NewsletterError(
+            f"cannot write {written}: {exc.strerror}; the previous build is unchanged", path=str(target),
+            hint="free some disk space or check that the folder is writable, then build again",
+        ) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    replace_directory(staging, target)
