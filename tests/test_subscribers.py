@@ -196,3 +196,12 @@ def test_send_with_a_stray_quote_sends_and_records_nothing(folder: Path) -> None
     assert "list.csv:2: a quoted field starts on this line and runs over 1001 lines" in result.output
     assert not (folder / "sends" / "2026-11.sqlite").exists()
     assert not list((folder / "sends").glob(".staging-*")) and not (folder / "archive").exists()
+
+
+def test_a_carriage_return_in_the_header_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    """Found by tests/test_fuzz.py: the csv module's error on the header line escaped as a traceback."""
+    path = tmp_path / "list.csv"
+    path.write_bytes(b"email\rname\nada@x.org\n")
+    with pytest.raises(SubscriberError) as info:
+        read(path)
+    assert str(info.value).startswith("list.csv:1: malformed CSV header: a line break (a lone carriage return) inside a line")

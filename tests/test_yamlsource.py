@@ -145,3 +145,11 @@ def test_a_utf16_issue_file_says_save_as_utf8(folder: Path) -> None:
     path.write_bytes(issue_text("One").encode("utf-16"))
     (message,) = [str(p) for p in check_issue(path, load_config(folder), folder).problems]
     assert message.startswith("issues/2021-07.yaml:1: error: the file is UTF-16 text: save it as UTF-8")
+
+
+def test_an_invisible_character_is_named_at_its_line() -> None:
+    """Found by tests/test_fuzz.py: a NUL made PyYAML's reader raise before any line was known (a traceback)."""
+    assert error_of("month: 2021-07\nintro: a\x00b\n") == (
+        "f.yaml:2:9: an invisible character (\\x00) that YAML does not allow"
+        "\n  hint: delete it; it is invisible in most editors (a stray NUL or form feed from a copy and paste)"
+    )

@@ -249,7 +249,10 @@ def _read_header(text: Iterator[str], shown: str) -> tuple[list[str], str]:
     if not header_line.strip():
         raise SubscriberError("the file is empty; expected a header line naming an 'email' column", path=shown, line=1)
     delimiter = _sniff_delimiter(header_line)
-    header = [h.strip().lower() for h in next(csv.reader([header_line], delimiter=delimiter))]
+    try:
+        header = [h.strip().lower() for h in next(csv.reader([header_line], delimiter=delimiter))]
+    except csv.Error as exc:
+        raise SubscriberError(f"malformed CSV header: {_csv_reason(exc)}", path=shown, line=1, hint=MISREAD_HINT) from None
     if _find_column(header, EMAIL_COLUMNS) is None:
         raise SubscriberError(
             f"no 'email' column in the header (found: {', '.join(h for h in header if h) or 'nothing'})",

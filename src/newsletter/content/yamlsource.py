@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from newsletter.errors import NewsletterError, Problem
+from newsletter.errors import NewsletterError, Problem, visible
 from newsletter.fsutil import utf16_name
 
 Key = tuple[Any, ...]
@@ -146,6 +146,14 @@ _Constructor.add_constructor("tag:yaml.org,2002:timestamp", yaml.constructor.Saf
 
 
 def _compose(text: str, path: str) -> yaml.Node | None:
+    bad = _FORBIDDEN_CHAR.search(text)
+    if bad:  # PyYAML refuses these in its reader, before it knows any line
+        line = text.count("\n", 0, bad.start()) + 1
+        column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        raise YamlSyntaxError(
+            f"an invisible character ({visible(bad.group())}) that YAML does not allow", path=path, line=line, column=column,
+            hint="delete it; it is invisible in most editors (a stray NUL or form feed from a copy and paste)",
+        )
     if _FAST_LOADER is not None:
         fast = _FAST_LOADER(text)
         try:
@@ -167,6 +175,11 @@ def _compose(text: str, path: str) -> yaml.Node | None:
         raise _too_deep(path, line, column) from None
     finally:
         loader.dispose()
+
+
+# What PyYAML's reader refuses (yaml.reader.Reader.NON_PRINTABLE): C0 controls but tab and newlines, DEL,
+# C1 controls but NEL, surrogates, U+FFFE/U+FFFF.
+_FORBIDDEN_CHAR = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
 
 
 def _too_deep(path: str, line: int | None, column: int | None) -> NewsletterError:
