@@ -500,3 +500,36 @@ def test_the_timeout_is_a_deadline_for_the_whole_reply(folder, server):
         assert uncertain.value.reply == f"127.0.0.1:{server.port}: timed out after the whole message was sent, before the server replied; it may have been delivered"
         connection.deliver(FROM, "ada@example.org", small_message("ada@example.org"))
     assert [m.rcpt_tos for m in server.handler.received] == [["trickle@example.org"], ["ada@example.org"]]
+
+
+@pytest.mark.parametrize(
+    ("banner", "shown"),
+    [(b"SSH-2.0-OpenSSH_9.6\r\n", "SSH-2.0-OpenSSH_9.6"), (b"HTTP/1.1 400 Bad Request\r\n", "HTTP/1.1 400 Bad Request"), (b"22O\x00 hi\r\n", "22O\\x00 hi")],
+)
+def test_a_server_that_is_not_smtp_is_shown_by_what_it_said(folder, banner: bytes, shown: str):
+    """Issue 10 item 10: an SSH banner or garbage was reported as 'closed the connection'."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(banner)
+            conn.recv(1024)  # hold the connection open until the client gives up
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(SendError) as error:
+            make_sender(folder, smtp_env(port), timeout=5).connect()
+    finally:
+        listener.close()
+        thread.join(5)
+    assert str(error.value).startswith(
+        f"cannot connect to 127.0.0.1:{port}: answered with something that is not SMTP: '{shown}' (is this the right host and port?) while setting up the session"
+    )

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Callable, ClassVar, Mapping
 
-from newsletter.errors import ConfigError, SendError
+from newsletter.errors import ConfigError, SendError, visible
 from newsletter.content.addresses import is_loopback
 from newsletter.content.model import Config, SMTPSettings
 from newsletter.senders.base import DeliveryError, Outcome, PermanentFailure, TemporaryFailure, UncertainDelivery
@@ -120,7 +120,17 @@ class _Transient(Exception):
 
 
 class _Dropped(OSError):
-    """The server closed the connection."""
+    """The server closed the connection, or said something that is not SMTP (``said``: its words)."""
+
+    def __init__(self, message: str, said: bytes | None = None) -> None:
+        super().__init__(message)
+        self.said = said
+
+    def describe(self) -> str:
+        """What the user is told: the server's own words when it answered in something other than SMTP."""
+        if self.said is None:
+            return "closed the connection"
+        return f"answered with something that is not SMTP: '{visible(self.said.decode('utf-8', 'replace'))}' (is this the right host and port?)"
 
 
 class SMTPSender:
@@ -286,9 +296,9 @@ class SMTPConnection:
         except socket.timeout:
             self._discard()
             raise _Transient(f"timed out after {settings.timeout:g} s while setting up the session") from None
-        except _Dropped:
+        except _Dropped as exc:
             self._discard()
-            raise _Transient("closed the connection while setting up the session") from None
+            raise _Transient(f"{exc.describe()} while setting up the session") from None
         except OSError as exc:
             self._discard()
             raise _Transient(_os_error_text(exc)) from None
@@ -635,7 +645,7 @@ class SMTPConnection:
             while True:
                 line = self._read_line(clock)
                 if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3:4] not in b" -"):
-                    raise _Dropped(f"not an SMTP reply: {line[:80]!r}")
+                    raise _Dropped(f"not an SMTP reply: {line[:80]!r}", said=line[:80])
                 lines.append(line[4:].decode("utf-8", "replace").strip())
                 if line[3:4] != b"-":
                     return int(line[:3]), "\n".join(lines)
@@ -651,7 +661,7 @@ class SMTPConnection:
                 del self._buffer[: end + 1]
                 return line
             if len(self._buffer) > MAX_LINE:
-                raise _Dropped("reply line too long")
+                raise _Dropped("reply line too long", said=bytes(self._buffer[:80]))
             if self._sock is None:
                 raise _Dropped("not connected")
             clock.before_recv(self._sock)
@@ -752,7 +762,7 @@ def _failure_text(exc: BaseException) -> str:
     if isinstance(exc, socket.timeout):
         return "timed out"
     if isinstance(exc, _Dropped):
-        return "closed the connection"
+        return exc.describe()
     return _os_error_text(exc)  # type: ignore[arg-type]
 
 
