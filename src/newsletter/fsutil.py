@@ -32,59 +32,59 @@ DIR_MODE = 0o777 & ~UMASK
 
 def atomic_write(path: Path, data: bytes | str, *, encoding: str = "utf-8") -> None:
     """Write ``data`` to ``path`` so readers see the old file or the new one, never a half."""
-    payload = data.encode(encoding) if isinstance(data, str) else data
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = _fsynced_temp(path, data.encode(encoding) if isinstance(data, str) else data)
     except OSError as exc:
         raise NewsletterError(f"cannot write: {exc.strerror}", path=str(path), hint="check the folder exists and is writable") from None
     try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), FILE_MODE)
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _unlink_quietly(tmp)
         if isinstance(exc, OSError):
             raise NewsletterError(f"cannot write: {exc.strerror}", path=str(path)) from None
         raise
 
 
-def create_new(path: Path, data: bytes | str, *, display: str | None = None, encoding: str = "utf-8") -> None:
+def create_new(path: Path, data: bytes | str, *, encoding: str = "utf-8") -> None:
     """Write a file that must not exist yet: whole (temporary file, fsync) and never over an existing one.
 
     ``os.link`` publishes the finished temporary file under the new name and fails
     if the name exists, so two racing commands cannot both create it and a full
     disk leaves no half-written file.  FileExistsError is left to the caller.
     """
-    shown = display or str(path)
-    payload = data.encode(encoding) if isinstance(data, str) else data
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = _fsynced_temp(path, data.encode(encoding) if isinstance(data, str) else data)
+        try:
+            os.link(tmp, path)
+        finally:
+            _unlink_quietly(tmp)
+    except FileExistsError:
+        raise
     except OSError as exc:
         raise NewsletterError(f"cannot write here: {exc.strerror}", path=str(path.parent), hint="check that the folder is writable") from None
+
+
+def _fsynced_temp(path: Path, payload: bytes) -> str:
+    """A private temporary file beside ``path`` holding ``payload``, on disk; its name (removed on failure)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), FILE_MODE)
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
-        os.link(tmp, path)
-    except FileExistsError:
+    except BaseException:
+        _unlink_quietly(tmp)
         raise
-    except OSError as exc:
-        raise NewsletterError(f"cannot write: {exc.strerror}", path=shown, hint="check that the folder is writable and the disk not full") from None
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    return tmp
+
+
+def _unlink_quietly(name: str) -> None:
+    try:
+        os.unlink(name)
+    except OSError:
+        pass
 
 
 def display_path(path: Path, folder: Path | None = None) -> str:

@@ -70,7 +70,7 @@ def new_issue(folder: Path, month: str) -> Path:
     )
     try:
         # refused atomically even if two commands race; a read-only or full issues/ is an error naming it
-        create_new(path, text, display=display_path(path, folder))
+        create_new(path, text)
     except FileExistsError:
         raise NewsletterError("already exists; not overwriting it", path=display_path(path, folder), hint="edit the file, or delete it first if you really want a fresh one") from None
     return path
