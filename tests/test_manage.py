@@ -183,3 +183,45 @@ def test_send_cli_from_the_store_to_the_maildir_outbox(folder: Path) -> None:
     assert "list:       subscribers.sqlite (its confirmed subscribers)" in result.stdout
     delivered = [p for p in (folder / "outbox").rglob("*") if p.is_file() and "/new/" in str(p)]
     assert len(delivered) == 1 and b"To: Ada <ada@example.org>" in delivered[0].read_bytes()
+
+
+def test_who_unsubscribes_during_a_send_is_not_sent_to(folder: Path) -> None:
+    """A one-click unsubscribe while the send runs: the rows not yet sent are checked against the store."""
+    import threading
+    from send_support import Receiver
+
+    with SubscriberStore.open(folder) as store:
+        for i in range(40):
+            store.subscribe(f"reader{i:02d}@example.org", how="command", status="confirmed")
+    import asyncio
+
+    receiver = Receiver(delay=0.05)  # a slow server: the send takes a couple of seconds
+    first, unsubscribed = threading.Event(), threading.Event()
+    original = receiver.handle_DATA
+
+    async def handle_data(server, session, envelope):
+        # the first message is answered only once the unsubscribes are committed
+        first.set()
+        await asyncio.get_running_loop().run_in_executor(None, unsubscribed.wait, 60)
+        return await original(server, session, envelope)
+
+    receiver.handle_DATA = handle_data  # type: ignore[method-assign]
+
+    def unsubscribe_late_readers() -> None:
+        first.wait(60)
+        with SubscriberStore.open(folder) as other:  # another connection, as the web endpoint would be
+            for i in range(35, 40):
+                other.unsubscribe(f"reader{i:02d}@example.org", via="one-click")
+        unsubscribed.set()
+
+    helper = threading.Thread(target=unsubscribe_late_readers)
+    helper.start()
+    with Server(receiver) as server:
+        plan = prepare(folder, SendOptions(issue=MONTH, sender="smtp", retry_delay=0.05, concurrency=1), env=server.env())
+        report = execute(plan)
+        got = {g.rcpt for g in server.receiver.received()}
+    helper.join()
+    assert not got & {f"reader{i:02d}@example.org" for i in range(35, 40)}
+    assert got == {f"reader{i:02d}@example.org" for i in range(35)}
+    assert report.ok and report.counts["sent"] == 35 and report.counts["pending"] == 0
+    assert "5 reader(s) unsubscribed (or bounced, complained) after the list was loaded: not sent to" in report.lines()

@@ -313,6 +313,11 @@ class SubscriberStore:
         hashes = {h for (h,) in conn.execute("SELECT hash FROM forgotten")}
         return Suppression(keys, hashes, self._hash)
 
+    def live_suppression(self, every: float = 0.25) -> "LiveSuppression":
+        """Like ``suppression``, but re-read when the file changed, at most every ``every`` seconds
+        (for a running send: someone who unsubscribes mid-send is not sent to)."""
+        return LiveSuppression(self, every)
+
     def field_names(self, status: str = "confirmed") -> list[str]:
         """The merge-field names used by subscribers with ``status``, sorted."""
         return [name for (name,) in self._conn().execute(
@@ -590,6 +595,41 @@ class Suppression:
         return len(self.keys) + len(self.hashes)
 
 
+class LiveSuppression:
+    """The store's suppressions, kept current cheaply: a set lookup per address, and a re-read only
+    when SQLite's ``data_version`` says another connection committed (checked at most every
+    ``every`` seconds, so a send of thousands of messages a second pays almost nothing)."""
+
+    def __init__(self, store: SubscriberStore, every: float) -> None:
+        self.store, self.every = store, every
+        self._lock = threading.Lock()
+        # data_version is per connection, so this one connection (under the lock) asks it every time.
+        self._watch = sqlite3.connect(store.path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
+        self._version = self._watch.execute("PRAGMA data_version").fetchone()[0]
+        self._snapshot = store.suppression()
+        self._checked = time.monotonic()
+
+    def __contains__(self, key: object) -> bool:
+        if time.monotonic() - self._checked >= self.every:
+            self._refresh()
+        return key in self._snapshot
+
+    def _refresh(self) -> None:
+        with self._lock:
+            if time.monotonic() - self._checked < self.every:
+                return
+            version = self._watch.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._version:
+                self._snapshot = self.store.suppression()
+                self._version = version
+            self._checked = time.monotonic()
+
+    def close(self) -> None:
+        """Close the watching connection."""
+        with self._lock:
+            self._watch.close()
+
+
 class _Transaction:
     """``BEGIN IMMEDIATE`` … ``COMMIT`` (or ``ROLLBACK`` on an exception) on one connection,
     holding the store's in-process write lock throughout."""
@@ -646,5 +686,5 @@ def _check_event(event: str) -> None:
 
 
 __all__ = [
-    "STORE_FILE", "STATUSES", "FORGOTTEN", "EVENTS", "SubscriberStore", "StoredSubscriber", "Suppression", "key_of",
+    "STORE_FILE", "STATUSES", "FORGOTTEN", "EVENTS", "SubscriberStore", "StoredSubscriber", "Suppression", "LiveSuppression", "key_of",
 ]

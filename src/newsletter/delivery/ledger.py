@@ -404,6 +404,13 @@ class Ledger:
                 [(now(), row_id) for row_id in row_ids], durable=False, wait=True,
             )
 
+    def drop(self, row_id: int) -> None:
+        """A row not to send after all (its reader unsubscribed since the list was loaded): removed,
+        as ``merge`` removes rows that left the list.  Only a row not yet tried."""
+        self._group_commit(
+            "DELETE FROM recipients WHERE id = ? AND state IN ('pending', 'deferred')", [(row_id,)], durable=False, wait=False,
+        )
+
     def mark_result(self, row_id: int, state: str, reply: str | None) -> None:
         """Record the outcome of a hand-over (sent, failed, deferred, uncertain or back to pending).
 

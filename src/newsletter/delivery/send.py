@@ -44,7 +44,7 @@ from newsletter.mail.verp import make_token, verp_address
 from newsletter.senders import check_connection, load_sender, unused_smtp_note
 from newsletter.senders.base import DeliveryError, Outcome, PermanentFailure, PipeliningConnection, Sender, TemporaryFailure, UncertainDelivery, pipelining
 from newsletter.audience.manage import open_store
-from newsletter.audience.store import STORE_FILE, SubscriberStore
+from newsletter.audience.store import STORE_FILE, LiveSuppression, SubscriberStore
 from newsletter.audience.subscribers import ReadStats, Subscriber, iter_subscribers, load_suppressed, merge_columns
 
 SECRET_ENV = "NEWSLETTER_SECRET"
@@ -515,7 +515,8 @@ class _Queue:
 class _Run:
     """The state shared by the workers of one run."""
 
-    def __init__(self, plan: Plan, ledger: Ledger, report: SendReport, progress: Progress | None, total: int) -> None:
+    def __init__(self, plan: Plan, ledger: Ledger, report: SendReport, progress: Progress | None, total: int,
+                 suppressed: Container[str] | None = None) -> None:
         self.plan, self.ledger, self.report, self.progress = plan, ledger, report, progress
         self.limiter = RateLimiter(plan.rate)
         self.lock = threading.Lock()
@@ -525,11 +526,24 @@ class _Run:
         self.consecutive_uncertain = 0
         self.fatal: BaseException | None = None
         states = ("pending", "deferred", "uncertain") if plan.options.resend_uncertain else ("pending", "deferred")
-        self.queue = _Queue(ledger.rows(states))
+        self.withdrawn = 0
+        self.queue = _Queue(self._feed(ledger.rows(states), suppressed))
         # Rows claimed per fsync.  A power cut can leave a whole claim uncertain, so claim one
         # at a time when a rate limit makes the fsync cost irrelevant anyway.
         # Small lists get small claims so that the work spreads over all connections.
         self.claim_size = max(1, min(CLAIM_SIZE, total // (8 * plan.concurrency))) if not plan.rate or plan.rate >= 50 * plan.concurrency else 1
+
+    def _feed(self, rows: Iterator[Row], suppressed: Container[str] | None) -> Iterator[Row]:
+        """The rows to send, less anyone the subscriber store suppressed since the list was loaded
+        (unsubscribed mid-send): dropped from the record and counted, never sent.  Runs under the
+        queue's lock, so the counters need no other."""
+        for row in rows:
+            if suppressed is not None and row.address in suppressed:
+                self.ledger.drop(row.id)
+                self.withdrawn += 1
+                self.total -= 1
+                continue
+            yield row
 
     def finished_one(self, row: Row, state: str, reply: str | None) -> None:
         with self.lock:
@@ -710,6 +724,8 @@ def _execute_locked(plan: Plan, report: SendReport, progress: Progress | None) -
         os.replace(plan.staged, plan.record)
         plan._remove_staged()
     ledger = Ledger(plan.record)
+    store: SubscriberStore | None = None
+    live: LiveSuppression | None = None
     try:
         recovered = plan.recovered + ledger.recovered
         if recovered:
@@ -725,7 +741,10 @@ def _execute_locked(plan: Plan, report: SendReport, progress: Progress | None) -
         if "started" not in meta:
             ledger.set_meta(started=report.started, sender=report.sender)
         counts = ledger.counts()
-        run = _Run(plan, ledger, report, progress, counts["pending"] + counts["deferred"])
+        if SubscriberStore.exists(plan.folder):
+            store = SubscriberStore.open(plan.folder)
+            live = store.live_suppression()
+        run = _Run(plan, ledger, report, progress, counts["pending"] + counts["deferred"], live)
         threads = [threading.Thread(target=run.work, name=f"send-{i}", daemon=True) for i in range(plan.concurrency)]
         for thread in threads:
             thread.start()
@@ -738,6 +757,8 @@ def _execute_locked(plan: Plan, report: SendReport, progress: Progress | None) -
             run.queue.stop()
             for thread in threads:
                 thread.join()
+        if run.withdrawn:
+            report.notes.append(f"{run.withdrawn} reader(s) unsubscribed (or bounced, complained) after the list was loaded: not sent to")
         report.counts = ledger.counts()
         report.recipients = sum(report.counts.values())
         report.uncertain = [r.address for r in itertools.islice(ledger.rows(("uncertain",)), 20)]
@@ -749,6 +770,10 @@ def _execute_locked(plan: Plan, report: SendReport, progress: Progress | None) -
             ledger.set_meta(finished=report.finished)
     finally:
         ledger.close()
+        if live is not None:
+            live.close()
+        if store is not None:
+            store.close()
     if run.fatal is not None:
         if isinstance(run.fatal, NewsletterError):
             raise run.fatal
