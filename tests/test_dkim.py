@@ -79,8 +79,15 @@ def test_config_domain_must_align_with_from(folder: Path) -> None:
 
 def test_config_parent_domain_aligns_and_key_is_required(folder: Path) -> None:
     add_dkim(folder, "dkim:\n  selector: s1\n")
-    _, problems = check_config(folder, env={})
-    assert [p.message for p in problems if p.is_error] == ["dkim needs a private key: set dkim.key_file, or the key in NEWSLETTER_DKIM_KEY"]
+    config, problems = check_config(folder, env={})
+    assert not [p for p in problems if p.is_error]  # build and preview need no key
+    assert [p.message for p in problems] == [
+        "dkim has no key_file and NEWSLETTER_DKIM_KEY is not set: send will stop until one of them gives the private key"
+    ]
+    assert config is not None
+    with pytest.raises(ConfigError) as missing:
+        signer_for(config, folder, env={})
+    assert str(missing.value).startswith("newsletter.yaml: dkim.selector is set but there is no private key")
     config, problems = check_config(folder, env={"NEWSLETTER_DKIM_KEY": "x"})
     assert config is not None and config.dkim is not None and config.dkim.domain == "example.org"
 

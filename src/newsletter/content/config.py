@@ -305,8 +305,9 @@ def _dkim_settings(src: YamlSource, env: Mapping[str, str], sender_email: str | 
         problems.append(src.problem(("dkim", "key_file"), "dkim.key_file must be the path of a PEM private key file"))
         return None
     if key_file is None and not env.get(DKIM_KEY_VARIABLE):
-        problems.append(src.problem(("dkim",), f"dkim needs a private key: set dkim.key_file, or the key in {DKIM_KEY_VARIABLE}"))
-        return None
+        # a warning, not an error: the key may live only in the environment of the shell that sends,
+        # and build or preview need no key; send stops with an error when it is still missing
+        problems.append(src.problem(("dkim",), f"dkim has no key_file and {DKIM_KEY_VARIABLE} is not set: send will stop until one of them gives the private key", "warning"))
     return DkimSettings(selector=selector, domain=domain, key_file=key_file.strip() if key_file else None)
 def _web_settings(src: YamlSource, problems: list[Problem]) -> WebSettings:
     """The ``web:`` block: the endpoint's public base URL (https, except on loopback) and its limits."""

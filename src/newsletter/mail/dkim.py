@@ -210,6 +210,11 @@ def load_private_key(settings: DkimSettings, folder: Path, env: Mapping[str, str
             ) from None
     else:
         where = f"environment variable {DKIM_KEY_VARIABLE}"
+        if not env.get(DKIM_KEY_VARIABLE):
+            raise ConfigError(
+                f"dkim.selector is set but there is no private key: dkim.key_file is not set and {DKIM_KEY_VARIABLE} is empty",
+                path="newsletter.yaml", hint=f"export {DKIM_KEY_VARIABLE}=\"$(cat {settings.selector}.pem)\" or add dkim.key_file",
+            )
         data = env.get(DKIM_KEY_VARIABLE, "").replace("\\n", "\n").encode("ascii", "replace")
     try:
         key = serialization.load_pem_private_key(data, password=None)
