@@ -123,24 +123,36 @@ def _connect(path: Path) -> sqlite3.Connection:
         if "fields" not in {column[1] for column in conn.execute("PRAGMA table_info(recipients)")}:
             conn.execute("ALTER TABLE recipients ADD COLUMN fields TEXT")  # a record from before merge fields
     except sqlite3.DatabaseError as exc:
-        raise NewsletterError(f"cannot open the send record: {exc}", path=str(path), hint="if the file is damaged, move it aside; the archive keeps a copy of finished sends") from None
+        raise NewsletterError(f"cannot open the send record: {exc}", path=str(path), hint="check free disk space and that sends/ is writable; if the file is damaged, move it aside (the archive keeps a copy of finished sends)") from None
     return conn
 
 
-def write_new(path: Path, subscribers: Iterable[Subscriber], meta: dict[str, str]) -> tuple[int, int]:
-    """Write a complete record of ``subscribers`` to ``path`` (temp file, fsync, rename).
+def storage_error(what: str, exc: BaseException, path: Path) -> NewsletterError:
+    """A clear error for a send record that cannot be written (full disk, read-only folder)."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return NewsletterError(
+        f"{what}: {reason}", path=str(path),
+        hint=f"free some disk space and check that {path.parent if path.suffix else path}/ is writable, then run the same command again",
+    )
+
+
+def write_new(path: Path, subscribers: Iterable[Subscriber], meta: dict[str, str], *, shown: Path | None = None) -> tuple[int, int]:
+    """Write a complete record of ``subscribers`` to ``path`` (temp file, fsync, rename);
+    ``shown`` is the folder to name when that is impossible.
 
     Returns (recipients, duplicates); duplicates are dropped by the primary
     key on the lowercased address, which keeps memory flat for any list size.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-        leftover.unlink(missing_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
         added, duplicates = _load(tmp, subscribers, meta)
         os.replace(tmp, path)
         fsync_dir(path.parent)
+    except (OSError, sqlite3.OperationalError) as exc:  # disk full, read-only: not a damaged list
+        raise storage_error("cannot write the send record", exc, shown or path.parent) from None
     finally:
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             leftover.unlink(missing_ok=True)
@@ -188,37 +200,34 @@ class RunLock:
         path = record.with_suffix(".lock")
         try:
             record.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "a+", encoding="ascii")
+            self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise NewsletterError(
-                f"cannot lock the send record: {exc.strerror or exc}", path=str(path.parent if not path.parent.is_dir() else path),
-                hint="the sends/ folder must be writable (check its permissions and free disk space)",
-            ) from None
+            raise storage_error("cannot lock the send record", exc, path)
         try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            self._file.seek(0)
-            holder = self._file.read(20).strip()
-            self._file.close()
+            holder = os.pread(self._fd, 20, 0).strip().decode("ascii", "replace")
+            os.close(self._fd)
+            self._fd = None
             raise NewsletterError(
                 f"another send of {record.stem} is running (pid {holder if holder.isdigit() else 'unknown'})", path=str(path),
                 hint="wait for it to finish (or stop it), then run this command again; two runs at once could send twice",
             ) from None
-        try:
-            self._file.truncate(0)
-            self._file.write(f"{os.getpid()}\n")
-            self._file.flush()
+        try:  # unbuffered: on a full disk this fails here, quietly, not at close
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, b"%d\n" % os.getpid(), 0)
         except OSError:
             pass  # only the message of a second run loses the pid
 
     def release(self) -> None:
         """Let another run go ahead (idempotent)."""
-        if not self._file.closed:
+        if self._fd is not None:
             try:
-                self._file.truncate(0)
+                os.ftruncate(self._fd, 0)
             except OSError:
                 pass
-            self._file.close()
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> "RunLock":
         return self
@@ -335,15 +344,22 @@ class Ledger:
                     return
 
     def close(self) -> None:
+        """Write what is waiting and close; the hand-over log is kept while rows are in flight.
+        When the record cannot be written (a full disk) everything is still closed, then that is raised."""
         if self._flusher is not None:
             self._flusher_stop.set()
             self._flusher.join()
             self._flusher = None
-        self.flush()
+        failed: NewsletterError | None = None
+        try:
+            self.flush()
+            in_flight = self.counts()["sending"]
+        except NewsletterError as exc:
+            failed, in_flight = exc, 1  # the log has outcomes the database lacks: keep it
         if self._handed_fd is not None:
             os.close(self._handed_fd)
             self._handed_fd = None
-            if not self.counts()["sending"]:
+            if not in_flight:
                 self.handed_log.unlink(missing_ok=True)  # nothing in flight: the log has no more use
         with self._lock:
             self._set_sync("FULL")
@@ -352,6 +368,8 @@ class Ledger:
             except sqlite3.DatabaseError:
                 pass
             self._conn.close()
+        if failed is not None:
+            raise failed
 
     def __enter__(self) -> "Ledger":
         return self
@@ -419,7 +437,10 @@ class Ledger:
         """
         assert state in STATES and state != "sending"
         if self._handed_fd is not None:  # known now even if the process is killed before the flush
-            os.write(self._handed_fd, b"%d %s %s\n" % (row_id, state.encode("ascii"), json.dumps(reply).encode("ascii")))
+            try:
+                os.write(self._handed_fd, b"%d %s %s\n" % (row_id, state.encode("ascii"), json.dumps(reply).encode("ascii")))
+            except OSError:
+                pass  # a full disk: the database below is then the only record, as before this log kept outcomes
         self._group_commit(
             "UPDATE recipients SET state = ?, last_reply = ?, updated_at = ? WHERE id = ?",
             [(state, reply, now(), row_id)], durable=False, wait=False,
@@ -466,14 +487,18 @@ class Ledger:
     def _commit(self, batch: list[tuple[str, list[tuple], bool]]) -> None:
         with self._lock:
             self._set_sync("FULL" if any(durable for _, _, durable in batch) else "NORMAL")
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement, values, _ in batch:
-                    self._conn.executemany(statement, values)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement, values, _ in batch:
+                        self._conn.executemany(statement, values)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:  # SQLite has already rolled back after a full disk
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:  # full disk, I/O error: the outcomes are in the hand-over log
+                raise storage_error("cannot write the send record", exc, self.path) from None
 
     def flush(self) -> None:
         """Wait until every update handed to the group committer is written."""

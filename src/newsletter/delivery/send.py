@@ -33,7 +33,7 @@ from typing import Any, Callable, Container, Iterator, Mapping
 from newsletter.content.addresses import is_valid_address
 from newsletter.content.config import load_config, rate_error
 from newsletter.errors import NewsletterError, SendError, ValidationError
-from newsletter.delivery.ledger import Ledger, Row, RunLock, ledger_path, now, write_new
+from newsletter.delivery.ledger import Ledger, Row, RunLock, ledger_path, now, storage_error, write_new
 from newsletter.content.load import display_path, load_issue, resolve_issue_path
 from newsletter.mail.headers import one_line
 from newsletter.content.model import MONTH_RE, Config, Issue
@@ -370,12 +370,16 @@ def _plan_list(plan: Plan) -> None:
     elif (folder / "archive" / plan.month).is_dir() and not options.force:
         raise SendError(f"{plan.month} is archived as sent already", path=f"archive/{plan.month}", hint="--force sends it again")
     stats = ReadStats()
-    staging_dir = Path(tempfile.mkdtemp(prefix=".staging-", dir=_ensure_dir(folder / "sends")))
+    shown_sends = Path(display_path(folder / "sends", folder))
+    try:
+        staging_dir = Path(tempfile.mkdtemp(prefix=".staging-", dir=_ensure_dir(folder / "sends")))
+    except OSError as exc:  # read-only or full: say where, not a traceback
+        raise storage_error("cannot stage the send record", exc, shown_sends) from None
     staged = staging_dir / f"{plan.month}.sqlite"
     try:
         with _Recipients(folder, options.to, stats) as subscribers:
             plan.notes += subscribers.notes
-            recipients, duplicates = write_new(staged, subscribers, {"month": plan.month, "issue": options.issue, "subject": plan.subject})
+            recipients, duplicates = write_new(staged, subscribers, {"month": plan.month, "issue": options.issue, "subject": plan.subject}, shown=shown_sends)
     except BaseException:
         shutil.rmtree(staging_dir, ignore_errors=True)
         raise
@@ -605,6 +609,8 @@ class _Run:
             if claimed:  # stopping: the claimed rows that never left go back to pending
                 try:
                     self.ledger.release([row.id for row, _, _ in claimed])
+                except NewsletterError as exc:  # a full disk: never handed over, so the next run takes them as pending
+                    self.fail(exc)
                 finally:
                     for _ in claimed:
                         self.queue.done()
