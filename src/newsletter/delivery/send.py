@@ -688,10 +688,13 @@ class _Run:
         handed over: back to pending for the next run.  Anything else, an unexpected error inside
         a sender plug-in: we cannot know what left, so uncertain."""
         for row_id in list(waiting):
-            if isinstance(exc, NewsletterError):
-                self.ledger.mark_result(row_id, "pending", exc.message)
-            else:
-                self.ledger.mark_result(row_id, "uncertain", "the sender failed unexpectedly during the hand-over")
+            try:
+                if isinstance(exc, NewsletterError):
+                    self.ledger.mark_result(row_id, "pending", exc.message)
+                else:
+                    self.ledger.mark_result(row_id, "uncertain", "the sender failed unexpectedly during the hand-over")
+            except NewsletterError:
+                pass  # the record cannot be written (a full disk): the hand-over log has the outcome
             del waiting[row_id]
             self.queue.done()
 
