@@ -75,7 +75,7 @@ class Endpoint:
     """The WSGI application of ``newsletter serve`` for one newsletter folder."""
 
     def __init__(
-        self, folder: Path, config: Config, secret: bytes, store: SubscriberStore, mailer: Mailer | Any, *,
+        self, folder: Path, config: Config, secret: bytes, store: SubscriberStore, mailer: Mailer, *,
         clock: Callable[[], float] = time.time, log: Callable[[str], None] | None = None,
     ) -> None:
         assert config.web.base_url, "newsletter serve needs web.base_url"
@@ -106,6 +106,11 @@ class Endpoint:
         style_hash = b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode("ascii")
         self.page_csp = PAGE_CSP.format(style=f"'sha256-{style_hash}'")
         self.pages = self._fixed_pages()
+        self.routes: dict[str, dict[str, Callable[[Request], Response]]] = {
+            "/subscribe": {"GET": self.subscribe_form, "POST": self.subscribe},
+            "/confirm": {"GET": self.confirm},
+            "/unsubscribe": {"GET": self.unsubscribe_form, "POST": self.unsubscribe},
+        }
 
     def close(self) -> None:
         """Write the unsubscribes still waiting; the store and mailer are closed by their owner."""
@@ -130,12 +135,7 @@ class Endpoint:
     def route(self, request: Request) -> Response:
         """Dispatch on the path and method."""
         path, method = request.path, request.method
-        handlers: dict[str, dict[str, Callable[[Request], Response]]] = {
-            "/subscribe": {"GET": self.subscribe_form, "POST": self.subscribe},
-            "/confirm": {"GET": self.confirm},
-            "/unsubscribe": {"GET": self.unsubscribe_form, "POST": self.unsubscribe},
-        }
-        routes = handlers.get(path.rstrip("/") or path)
+        routes = self.routes.get(path.rstrip("/") or path)
         if routes is None:
             return self.archive(request)
         handler = routes.get("GET" if method == "HEAD" else method)
