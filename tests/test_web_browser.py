@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from newsletter.audience.store import SubscriberStore
+from newsletter.publish.archive import archive_issue
+from newsletter.publish.site import build_site
 from serve_support import (
-    Served, confirm_link, one_click, outbox_messages, serve_env, unsubscribe_link, wait_for_messages,
+    Served, confirm_link, one_click, outbox_messages, serve_env, start_serve, unsubscribe_link, wait_for_messages,
 )
 
 pytestmark = pytest.mark.browser
@@ -105,3 +107,22 @@ def test_pages_refuse_to_be_framed(page, served: Served) -> None:
         page.set_content(f'<iframe id="f" src="{served.base}subscribe"></iframe>')
     assert "violates the following Content Security Policy directive: \"frame-ancestors 'none'\"" in refused.value.text
     assert page.frame_locator("#f").get_by_text("Subscribe to Practice Research Notes").count() == 0, "the form is not shown framed"
+
+
+def test_the_archive_served_at_the_root_works_under_its_csp(page, folder: Path) -> None:
+    """The site's stylesheet, its filter script and its icon all load under the endpoint's CSP."""
+    archive_issue(folder, "2026-10", report=None)
+    build_site(folder)
+    server = start_serve(folder)
+    try:
+        page.goto(server.base)
+        box = page.get_by_label("Filter all 3 articles")
+        box.fill("empathy")
+        assert page.locator("#filter-status").inner_text() == "1 of 3 articles match."
+        assert page.evaluate("() => getComputedStyle(document.querySelector('a.skip-link')).position") == "absolute", "site.css applied"
+        page.get_by_role("link", name="October 2026", exact=True).first.click()
+        page.wait_for_load_state()
+        assert page.url == server.base + "2026-10/index.html"
+        assert page.console_errors == []
+    finally:
+        assert "Traceback" not in server.stop()

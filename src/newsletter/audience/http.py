@@ -31,7 +31,7 @@ MAX_BODY = 16 * 1024  # a sign-up form is a few hundred bytes; anything bigger i
 # The endpoint's own pages: styles only from the inline block whose hash is given, nothing else.
 PAGE_CSP = "default-src 'none'; style-src {style}; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 # The archive site: its own files only (site.css, filter.js), never framed.
-SITE_CSP = "default-src 'self'; object-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+SITE_CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 SECURITY_HEADERS = (
     ("Referrer-Policy", "no-referrer"),
     ("X-Content-Type-Options", "nosniff"),
