@@ -26,7 +26,7 @@ from newsletter.content.config import CONFIG_NAME, load_config
 from newsletter.errors import ConfigError, NewsletterError
 
 SECRET_ENV = "NEWSLETTER_SECRET"
-THREADS = 8
+THREADS = 16  # enough for a burst of one-click POSTs to share one commit (see audience/groupcommit.py and docs/benchmarks.md)
 
 
 def serve(
