@@ -153,3 +153,15 @@ def test_an_invisible_character_is_named_at_its_line() -> None:
         "f.yaml:2:9: an invisible character (\\x00) that YAML does not allow"
         "\n  hint: delete it; it is invisible in most editors (a stray NUL or form feed from a copy and paste)"
     )
+
+
+def test_a_yaml_error_in_the_config_does_not_hide_its_other_problems(folder: Path) -> None:
+    path = folder / "newsletter.yaml"
+    text = path.read_text(encoding="utf-8").replace("reply_to: editor@example.org\n", "reply_to: editor@example\n\tname2: x\n", 1)
+    path.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("reply_to: editor@example") + 1
+    _, problems = check_config(folder, {})
+    assert [str(p) for p in problems] == [
+        f"newsletter.yaml:{line}:11: error: 'editor@example' is not a valid email address",
+        f"newsletter.yaml:{line + 1}:1: error: tabs are not allowed for indentation; use spaces",
+    ]

@@ -19,7 +19,7 @@ from newsletter.content.addresses import bounces_address_problem, is_loopback, i
 from newsletter.errors import ConfigError, NewsletterError, Problem, ValidationError
 from newsletter.content.model import DEFAULT_CONSENT, Config, DkimSettings, SMTPSettings, WebSettings
 from newsletter.fsutil import display_path
-from newsletter.content.yamlsource import YamlSource, read_yaml
+from newsletter.content.yamlsource import YamlSource, parse_yaml_recovering, read_text
 
 CONFIG_NAME = "newsletter.yaml"
 USER_TEMPLATES_DIR = "templates"  # the author's template overrides, beside newsletter.yaml
@@ -132,12 +132,14 @@ def check_config(folder: Path, env: Mapping[str, str] | None = None, *, lenient:
     if not path.exists():
         return None, [Problem(display, None, None, f"no {CONFIG_NAME} here; run newsletter from your newsletter folder (the one with {CONFIG_NAME} and issues/)")]
     try:
-        src = read_yaml(path, display)
+        found, yaml_errors = parse_yaml_recovering(read_text(path, display), display)
     except NewsletterError as exc:
         return None, [Problem(exc.path or display, exc.line, exc.column, exc.message)]
+    yaml_problems = [Problem(e.path or display, e.line, e.column, e.message) for e in yaml_errors]
+    if found is None or not isinstance(found.data, dict):
+        return None, yaml_problems or [Problem(display, 1, 1, "the config must be a mapping of settings (name:, sender:, ...)")]
+    src = found
     data = src.data
-    if not isinstance(data, dict):
-        return None, [src.problem((), "the config must be a mapping of settings (name:, sender:, ...)")]
     problems: list[Problem] = []
     for key in data:
         if key not in _KNOWN_KEYS:
@@ -204,6 +206,11 @@ def check_config(folder: Path, env: Mapping[str, str] | None = None, *, lenient:
         problems.append(src.problem(("send", "concurrency"), "send.concurrency must be a whole number of connections, 1 or more"))
         concurrency = 1
     dkim = _dkim_settings(src, env, sender_email, problems)
+    if yaml_problems:
+        # the rest of the file was read with the bad lines left out: its other problems are reported too,
+        # but not the settings the left-out lines would have held
+        kept = yaml_problems + [p for p in problems if p.is_error and not p.message.startswith("missing required")]
+        problems = sorted(kept, key=lambda p: (p.line or 0, p.column or 0))
     failed = any(p.is_error for p in problems)
     if failed and not lenient:
         return None, problems
