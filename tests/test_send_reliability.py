@@ -235,7 +235,9 @@ def test_two_kill_9_of_a_4_connection_send_leave_only_the_messages_in_flight_unc
     with Server() as server:
         received = server.receiver.received
         for threshold in (300, 800):
-            proc = subprocess.Popen(send_args(folder, csv, "--yes", "--concurrency", "4"), env={**os.environ, **server.env()},
+            # --rate keeps the send long enough to be killed mid-way even on a loaded machine, where
+            # an unlimited send could finish before this loop saw the threshold.
+            proc = subprocess.Popen(send_args(folder, csv, "--yes", "--concurrency", "4", "--rate", "500"), env={**os.environ, **server.env()},
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=restore_ctrl_c)
             deadline = time.monotonic() + 120
             while len(received()) < threshold and proc.poll() is None and time.monotonic() < deadline:
