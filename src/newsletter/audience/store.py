@@ -47,12 +47,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+from newsletter.audience import STORE_FILE
 from newsletter.audience.subscribers import Subscriber
 from newsletter.content.addresses import address_key, address_problem, sendable
 from newsletter.errors import NewsletterError, SubscriberError
 from newsletter.mail.headers import one_line
 
-STORE_FILE = "subscribers.sqlite"
 STATUSES = ("pending", "confirmed", "unsubscribed", "bounced", "complained")
 FORGOTTEN = "forgotten"
 SUPPRESSED_STATUSES = frozenset({"unsubscribed", "bounced", "complained"})

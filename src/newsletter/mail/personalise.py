@@ -27,15 +27,18 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from newsletter.content.addresses import domain_of
 from newsletter.errors import TemplateError
-from newsletter.mail.dkim import DkimSigner
 from newsletter.mail.headers import mailbox_value, one_line, split_fields
 from newsletter.mail.message import build_message, list_unsubscribe, message_bytes
 from newsletter.content.model import Config, Issue
 from newsletter.mail.tokens import UNSUBSCRIBE, seal
 from newsletter.mail.render import USER_TEMPLATES_DIR, MergeFields, Personal, RenderedEmail, Renderer, wrap
+
+if TYPE_CHECKING:  # dkimpy and dnspython are imported only by a send that signs
+    from newsletter.mail.dkim import DkimSigner
 
 NEUTRAL_GREETING = "Dear reader,"
 CRLF = "\r\n"
