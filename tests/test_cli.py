@@ -235,3 +235,10 @@ def test_a_month_that_is_not_one(folder: Path, command: str) -> None:
     result = run(folder, command, "2026-13")
     assert result.exit_code == 1
     assert "error: '2026-13' is not a month; write it as YYYY-MM, e.g. 2021-07" in result.output
+
+
+def test_senders_with_a_name_but_no_check_says_what_to_add(folder: Path) -> None:
+    result = run(folder, "senders", "smtp")
+    assert result.exit_code == 1
+    assert "'newsletter senders smtp' needs --check" in result.output
+    assert "Traceback" not in result.output

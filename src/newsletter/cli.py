@@ -276,6 +276,8 @@ def senders_command(name: str | None, check: bool, folder: Path) -> None:
             click.echo(line, err=True)
         return
     if name:
+        from newsletter.errors import NewsletterError
+
         raise NewsletterError(f"'newsletter senders {name}' needs --check", hint=f"newsletter senders --check {name}")
     from newsletter.senders import describe_senders
 
