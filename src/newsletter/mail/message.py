@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import binascii
 import email.policy
-import re
 import email.utils
 import re
 import secrets
