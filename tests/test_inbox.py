@@ -275,3 +275,27 @@ def test_the_feedback_id_marks_an_original_as_ours(folder: Path, sent, tmp_path:
     assert result.counts["hard"] == 1, result.lines
     detail = status(folder, "linus@readers.test")[1][-1]["detail"]
     assert detail["matched_by"] == "final-recipient" and detail["issue"] == "2026-11"
+
+
+def test_a_folder_whose_name_has_uri_characters_is_read_and_written_in_place(tmp_path: Path) -> None:
+    """'#', '?' and '%' in the folder's path must not cut the SQLite URI short (and open a file outside it)."""
+    import sqlite3
+    from contextlib import closing
+
+    from newsletter.audience.inbox import STATE_FILE, InboxState, bounces_by_issue
+    from newsletter.audience.sendrecords import SendRecords
+
+    folder = tmp_path / "notes #1 ?50%"
+    (folder / "sends").mkdir(parents=True)
+    with closing(sqlite3.connect(folder / "sends" / "2026-11.sqlite")) as conn:
+        conn.execute("CREATE TABLE recipients (id INTEGER PRIMARY KEY, address TEXT, message_id TEXT)")
+        conn.execute("INSERT INTO recipients VALUES (7, 'ada@readers.test', '<m7@example.org>')")
+        conn.commit()
+    records = SendRecords(folder)
+    assert records.addresses_of_row("2026-11", 7) == ["ada@readers.test"]
+    assert records.by_message_id("<m7@example.org>") == ("2026-11", "ada@readers.test")
+    state = InboxState(folder, write=True)
+    state.close()
+    assert (folder / STATE_FILE).is_file()
+    assert bounces_by_issue(folder, "2026-11") == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name]

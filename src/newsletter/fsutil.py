@@ -99,6 +99,15 @@ def display_path(path: Path, folder: Path | None = None) -> str:
     return str(path)
 
 
+def sqlite_uri(path: Path, *, read_only: bool = False) -> str:
+    """A ``file:`` URI for ``sqlite3.connect(..., uri=True)``, its path %-encoded.
+
+    Pasted in raw, a '#', '?' or '%' in the folder's name would end or change the path, and
+    SQLite would open (and create) some other file, without ``mode=ro``.
+    """
+    return path.resolve().as_uri() + ("?mode=ro" if read_only else "")
+
+
 def fsync_dir(directory: Path) -> None:
     """Make a rename inside ``directory`` durable (best effort: some filesystems refuse)."""
     try:

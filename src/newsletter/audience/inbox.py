@@ -46,6 +46,7 @@ from newsletter.audience.sendrecords import SendRecords
 from newsletter.content.config import load_config
 from newsletter.content.model import Config
 from newsletter.errors import NewsletterError
+from newsletter.fsutil import sqlite_uri
 from newsletter.mail.message import feedback_id, list_id, parse_feedback_id
 from newsletter.mail.tokens import TokenError, unseal
 from newsletter.mail.verp import read_token, token_of, verify
@@ -104,8 +105,7 @@ class InboxState:
         path = folder / STATE_FILE
         self.conn: sqlite3.Connection | None = None
         if write or path.exists():
-            uri = f"file:{path}" + ("" if write else "?mode=ro")
-            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=60)
+            self.conn = sqlite3.connect(sqlite_uri(path, read_only=not write), uri=True, isolation_level=None, timeout=60)
             if write:
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 # no fsync per message: a power cut can lose the last few "processed" marks, and the
@@ -373,7 +373,7 @@ def bounces_by_issue(folder: Path, month: str) -> dict[str, int]:
     if not path.exists():
         return {}
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as conn:
+        with closing(sqlite3.connect(sqlite_uri(path, read_only=True), uri=True, timeout=10)) as conn:
             rows = conn.execute("SELECT kind, COUNT(*) FROM processed WHERE month = ? GROUP BY kind", (month,)).fetchall()
     except sqlite3.DatabaseError as exc:
         raise NewsletterError(f"cannot read {STATE_FILE}: {exc}", path=str(path), hint="move the damaged file aside; `newsletter inbox` starts a new one") from None

@@ -17,6 +17,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Iterator
 
+from newsletter.fsutil import sqlite_uri
+
 _RECORD = re.compile(r"^(\d{4}-\d{2})(\.[^/]*)?\.sqlite$")
 
 
@@ -38,7 +40,7 @@ def record_files(folder: Path) -> Iterator[tuple[str, Path]]:
 
 def _rows(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as conn:
+        with closing(sqlite3.connect(sqlite_uri(path, read_only=True), uri=True, timeout=10)) as conn:
             return conn.execute(sql, params).fetchall()
     except sqlite3.DatabaseError:
         return []  # a damaged or foreign file: it cannot tell us anything
