@@ -367,6 +367,7 @@ def _plan_list(plan: Plan) -> None:
                 hint="`newsletter status` shows who got it; --resend-uncertain retries the uncertain ones; --force sends the whole issue again",
             )
         plan.resuming = not (finished and options.force)
+        plan.counts_before = counts  # under the run lock: still true when the summary shows them
     elif (folder / "archive" / plan.month).is_dir() and not options.force:
         raise SendError(f"{plan.month} is archived as sent already", path=f"archive/{plan.month}", hint="--force sends it again")
     stats = ReadStats()
@@ -404,8 +405,6 @@ def _plan_list(plan: Plan) -> None:
         plan.notes.append(f"... and {stats.invalid - len(stats.problems)} more invalid rows")
     plan.staged = staged
     if plan.resuming:
-        with Ledger(plan.record, recover=False) as ledger:
-            plan.counts_before = ledger.counts()
         c = plan.counts_before
         plan.to_send = c["pending"] + c["deferred"] + (c["uncertain"] if options.resend_uncertain else 0)
         plan.notes.append("(new subscribers in the list are added; ones no longer in it are not sent to)")
