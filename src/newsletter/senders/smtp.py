@@ -516,14 +516,12 @@ class SMTPConnection:
             sent.done(self._failure(mail_code, mail_text))
         elif not 200 <= rcpt_code < 300:
             sent.done(self._failure(rcpt_code, rcpt_text))
-        elif 200 <= code < 300:
-            sent.done(f"{code} {text}")
-        elif 400 <= code < 600:
-            sent.done(self._failure(code, text))
-        else:  # neither yes nor no after the whole message: see _final_reply
-            self._discard()
-            sent.done(UncertainDelivery(f"{self.server}: answered {code} {text} after the whole message was sent; it may have been delivered", code))
-            if following is not None:
+        else:
+            outcome = self._final_outcome(code, text)
+            sent.done(outcome)
+            if not isinstance(outcome, UncertainDelivery):
+                return True
+            if following is not None:  # written into a session now in an unknown state
                 following.done(UncertainDelivery(f"{self.server}: the session ended in an unknown state after the whole message was sent; it may have been delivered"))
             return False
         return True
@@ -549,15 +547,18 @@ class SMTPConnection:
             self._discard()
             pending.done(UncertainDelivery(f"{self.server}: {_failure_text(exc)} after the whole message was sent, before the server replied; it may have been delivered"))
             return
+        pending.done(self._final_outcome(code, text))
+
+    def _final_outcome(self, code: int, text: str) -> Outcome:
+        """A message's outcome from the reply to its whole content (after "." or ``BDAT ... LAST``)."""
         if 200 <= code < 300:
-            pending.done(f"{code} {text}")
-        elif 400 <= code < 600:
-            pending.done(self._failure(code, text))
-        else:
-            # Neither yes nor no after the final ".": the server may have taken the message, and the
-            # session is in an unknown state.  Resending would risk a duplicate per attempt.
-            self._discard()
-            pending.done(UncertainDelivery(f"{self.server}: answered {code} {text} after the whole message was sent; it may have been delivered", code))
+            return f"{code} {text}"
+        if 400 <= code < 600:
+            return self._failure(code, text)
+        # Neither yes nor no after the whole message: the server may have taken it, and the
+        # session is in an unknown state.  Resending would risk a duplicate per attempt.
+        self._discard()
+        return UncertainDelivery(f"{self.server}: answered {code} {text} after the whole message was sent; it may have been delivered", code)
 
     def _pipelined(self, commands: list[bytes], previous: "_Pending | None" = None) -> list[tuple[int, str]]:
         """RFC 2920: one write for [the previous message's data] [RSET] MAIL RCPT DATA, then
