@@ -432,7 +432,7 @@ class SMTPConnection:
             return
         except (OSError, _Dropped) as exc:
             self._discard()
-            done(TemporaryFailure(f"{self.server}: {_failure_text(exc)} before the message was handed over"))
+            done(self._not_handed_over(exc))
             return
         failed = _first_failure(replies)
         if failed is None:
@@ -480,8 +480,8 @@ class SMTPConnection:
         except (OSError, _Dropped) as exc:  # the chunk did not all leave, so it cannot have been taken
             self._discard()
             if previous is not None:
-                previous.done(UncertainDelivery(f"{self.server}: {_failure_text(exc)} after the whole message was sent, before the server replied; it may have been delivered"))
-            done(TemporaryFailure(f"{self.server}: {_failure_text(exc)} before the message was handed over"))
+                previous.done(self._lost(exc))
+            done(self._not_handed_over(exc))
             return
         current = _Unanswered(envelope_from, done)
         if previous is None or self._chunk_outcome(previous, current):
@@ -496,10 +496,9 @@ class SMTPConnection:
                 replies.append(self._read_reply())
         except (OSError, _Dropped) as exc:
             self._discard()
-            lost = f"{self.server}: {_failure_text(exc)} after the whole message was sent, before the server replied; it may have been delivered"
-            sent.done(UncertainDelivery(lost))
+            sent.done(self._lost(exc))
             if following is not None:
-                following.done(UncertainDelivery(lost))
+                following.done(self._lost(exc))
             return False
         if replies[-1][0] == 421:  # the server is closing: nothing after this reply was taken
             sent.done(self._failure(*replies[-1]))
@@ -535,7 +534,7 @@ class SMTPConnection:
             self._send(pending.payload)
         except (OSError, _Dropped) as exc:
             self._discard()
-            pending.done(TemporaryFailure(f"{self.server}: {_failure_text(exc)} before the message was handed over"))
+            pending.done(self._not_handed_over(exc))
             return
         self._final_reply(pending)
 
@@ -545,9 +544,17 @@ class SMTPConnection:
             code, text = self._read_reply()
         except (OSError, _Dropped) as exc:
             self._discard()
-            pending.done(UncertainDelivery(f"{self.server}: {_failure_text(exc)} after the whole message was sent, before the server replied; it may have been delivered"))
+            pending.done(self._lost(exc))
             return
         pending.done(self._final_outcome(code, text))
+
+    def _not_handed_over(self, exc: BaseException) -> TemporaryFailure:
+        """A message whose content did not all leave (the connection failed first): safe to retry."""
+        return TemporaryFailure(f"{self.server}: {_failure_text(exc)} before the message was handed over")
+
+    def _lost(self, exc: BaseException) -> UncertainDelivery:
+        """A message sent whole whose reply never came: it may have been delivered."""
+        return UncertainDelivery(f"{self.server}: {_failure_text(exc)} after the whole message was sent, before the server replied; it may have been delivered")
 
     def _final_outcome(self, code: int, text: str) -> Outcome:
         """A message's outcome from the reply to its whole content (after "." or ``BDAT ... LAST``)."""
@@ -571,7 +578,7 @@ class SMTPConnection:
             self._send(b"".join(chunks))
         except (OSError, _Dropped) as exc:
             if previous is not None:  # the write failed, so its final "." did not all leave
-                previous.done(TemporaryFailure(f"{self.server}: {_failure_text(exc)} before the message was handed over"))
+                previous.done(self._not_handed_over(exc))
             raise
         if previous is not None:
             self._final_reply(previous)
