@@ -44,3 +44,17 @@ def test_rate_option_is_refused_with_a_message(folder: Path, value: str) -> None
     )
     assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert f"error: --rate must be a number of messages per second from 0.001 to 100000, not {value}" in result.output
+
+
+@pytest.mark.parametrize("url", ["https://notes.example.org/u x", 'https://notes.example.org/u"x', "https://notes.example.org/u>, <https://evil.example/x"])
+def test_a_url_with_spaces_quotes_or_angle_brackets_is_refused_in_the_config(folder: Path, url: str) -> None:
+    """Such a URL cannot go in a List-Unsubscribe header or an href as it is: refused where it is written,
+    not later as a missing footer link (or an extra URL in the header)."""
+    path = folder / "newsletter.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("url: https://notes.example.org/unsubscribe", f"url: '{url}'", 1), encoding="utf-8")
+    (message,) = errors(folder)
+    assert "unsubscribe.url cannot contain spaces, quotes, angle brackets or control characters" in message
+    path.write_text(text.replace("archive_url: https://notes.example.org/archive/", f"archive_url: '{url}'", 1), encoding="utf-8")
+    (message,) = errors(folder)
+    assert "archive_url cannot contain spaces, quotes, angle brackets or control characters" in message

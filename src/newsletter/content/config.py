@@ -173,10 +173,14 @@ def check_config(folder: Path, env: Mapping[str, str] | None = None, *, lenient:
     archive_url = text("archive_url", required=True)
     if archive_url and not archive_url.startswith(("https://", "http://")):
         problems.append(src.problem(("archive_url",), "archive_url must start with https:// (it is the 'view in browser' link)"))
+    elif archive_url and _UNSAFE_URL.search(archive_url):
+        problems.append(src.problem(("archive_url",), _unsafe_url_message("archive_url")))
     unsub_email = address("unsubscribe", "email")
     unsub_url = text("unsubscribe", "url")
     if unsub_url and not unsub_url.startswith("https://"):
         problems.append(src.problem(("unsubscribe", "url"), "unsubscribe.url must start with https:// (RFC 8058 one-click unsubscribe needs HTTPS)"))
+    elif unsub_url and _UNSAFE_URL.search(unsub_url):
+        problems.append(src.problem(("unsubscribe", "url"), _unsafe_url_message("unsubscribe.url")))
     web = _web_settings(src, problems)
     if web.base_url:
         endpoint = web.url("unsubscribe")
@@ -347,6 +351,16 @@ def _web_settings(src: YamlSource, problems: list[Problem]) -> WebSettings:
                        trusted_proxy=proxy, subscribe_limit=limit)
 
 
+# Characters a URL cannot hold as it is (RFC 3986): in List-Unsubscribe "<url>" a '>' or a space
+# ends the URL early or adds another, and in the footer's href they are escaped or encoded, so the
+# footer check would then fail with a misleading "no unsubscribe link".
+_UNSAFE_URL = re.compile(r'[\s"<>\x00-\x1f\x7f]')
+
+
+def _unsafe_url_message(setting: str) -> str:
+    return f"{setting} cannot contain spaces, quotes, angle brackets or control characters; write them percent-encoded (a space as %20)"
+
+
 def _base_url(src: YamlSource, value: object, problems: list[Problem]) -> str | None:
     """web.base_url with a trailing slash, or None; https unless the host is loopback."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -355,6 +369,9 @@ def _base_url(src: YamlSource, value: object, problems: list[Problem]) -> str | 
     parts = urlsplit(text)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
         problems.append(src.problem(("web", "base_url"), f"web.base_url must be an address like https://notes.example.org/ (no query), not '{text}'"))
+        return None
+    if _UNSAFE_URL.search(text):
+        problems.append(src.problem(("web", "base_url"), _unsafe_url_message("web.base_url")))
         return None
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         problems.append(src.problem(
