@@ -48,11 +48,10 @@ from newsletter.content.model import Config
 from newsletter.errors import NewsletterError
 from newsletter.fsutil import sqlite_uri
 from newsletter.mail.message import feedback_id, list_id, parse_feedback_id
-from newsletter.mail.tokens import TokenError, unseal
+from newsletter.mail.tokens import SECRET_ENV, TokenError, unseal
 from newsletter.mail.verp import read_token, token_of, verify
 
 STATE_FILE = "returned-mail.sqlite"
-SECRET_ENV = "NEWSLETTER_SECRET"
 STALE_DAYS = 7
 SCORES = {HARD: 1.0, SOFT: 0.5}
 SUMMARY_ORDER = ("hard", "soft", "complaints", "unsubscribes", "auto-replies", "unmatched", "left alone")

@@ -24,8 +24,8 @@ from newsletter.audience.store import SubscriberStore
 from newsletter.audience.web import Endpoint
 from newsletter.content.config import CONFIG_NAME, load_config
 from newsletter.errors import ConfigError, NewsletterError
+from newsletter.mail.tokens import SECRET_ENV
 
-SECRET_ENV = "NEWSLETTER_SECRET"
 THREADS = 16  # enough for a burst of one-click POSTs to share one commit (see audience/groupcommit.py and docs/benchmarks.md)
 
 

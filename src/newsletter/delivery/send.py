@@ -40,6 +40,7 @@ from newsletter.content.model import MONTH_RE, Config, Issue
 from newsletter.mail.dkim import signer_for
 from newsletter.mail.personalise import Personaliser, random_secret
 from newsletter.mail.render import Renderer
+from newsletter.mail.tokens import SECRET_ENV
 from newsletter.mail.verp import make_token, verp_address
 from newsletter.senders import check_connection, load_sender, unused_smtp_note
 from newsletter.senders.base import DeliveryError, Outcome, PermanentFailure, PipeliningConnection, Sender, TemporaryFailure, UncertainDelivery, pipelining
@@ -47,7 +48,6 @@ from newsletter.audience.manage import open_store
 from newsletter.audience.store import STORE_FILE, LiveSuppression, SubscriberStore
 from newsletter.audience.subscribers import ReadStats, Subscriber, iter_subscribers, load_suppressed, merge_columns
 
-SECRET_ENV = "NEWSLETTER_SECRET"
 MAX_ATTEMPTS = 5
 RETRY_DELAY = 2.0  # seconds before the first retry; doubled each time
 TEST_PREFIX = "[TEST] "

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from newsletter.errors import NewsletterError
 
+SECRET_ENV = "NEWSLETTER_SECRET"  # the one secret every token, VERP MAC and link key comes from
 VERSION = b"\x01"
 _NONCE = 12
 _TIME = struct.Struct(">Q")
