@@ -121,6 +121,19 @@ def test_claimed_rows_never_handed_over_go_back_to_pending(tmp_path: Path) -> No
         assert {r.address: r.state for r in ledger.rows()} == {"a@x.org": "uncertain", "b@x.org": "pending", "c@x.org": "pending"}
 
 
+def test_an_edited_hand_over_log_cannot_leave_a_row_sending(tmp_path: Path) -> None:
+    """"sending" is never an outcome: a log line claiming it (edited by hand, forged) is ignored
+    like a torn one, so recovery still settles every row."""
+    path = tmp_path / "2026-11.sqlite"
+    write_new(path, subs("a@x.org", "b@x.org", "c@x.org"), {})
+    crashed_run(path, handed=1)
+    with open(path.with_suffix(".handed"), "ab") as log:
+        log.write(b'1 sending null\n2 sending "x"\n')
+    with Ledger(path) as ledger:
+        assert ledger.recovered == 1
+        assert {r.address: r.state for r in ledger.rows()} == {"a@x.org": "uncertain", "b@x.org": "pending", "c@x.org": "pending"}
+
+
 def test_after_a_reboot_every_claimed_row_is_uncertain(tmp_path: Path) -> None:
     path = tmp_path / "2026-11.sqlite"
     write_new(path, subs("a@x.org", "b@x.org", "c@x.org"), {})

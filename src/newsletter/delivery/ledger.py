@@ -317,8 +317,10 @@ class Ledger:
                 decoded = json.loads(reply)
             except ValueError:
                 continue  # torn: the row keeps what it had (handed over: uncertain)
-            if state.decode("ascii", "replace") in STATES and (decoded is None or isinstance(decoded, str)):
-                handed[int(row_id)] = (state.decode("ascii"), decoded)
+            name = state.decode("ascii", "replace")
+            # an outcome is what mark_result writes, never "sending": a line saying so was edited or forged
+            if name in STATES and name != "sending" and (decoded is None or isinstance(decoded, str)):
+                handed[int(row_id)] = (name, decoded)
         return handed
 
     def start_run(self) -> None:
