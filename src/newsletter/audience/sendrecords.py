@@ -47,17 +47,18 @@ def _rows(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:
 
 
 class SendRecords:
-    """Look-ups over every send record of a newsletter folder (the Message-ID index is built once)."""
+    """Look-ups over every send record of a newsletter folder (its files listed once, the Message-ID index built once)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._files: list[tuple[str, Path]] | None = None
         self._by_message_id: dict[str, tuple[str, str]] | None = None
         self._addresses: set[str] | None = None
 
     def addresses_of_row(self, month: str, row_id: int) -> list[str]:
         """The address of row ``row_id`` in each record of ``month`` (several after a ``send --force``)."""
         out = []
-        for record_month, path in record_files(self.folder):
+        for record_month, path in self._record_files():
             if record_month == month:
                 out += [row[0] for row in _rows(path, "SELECT address FROM recipients WHERE id = ?", (row_id,))]
         return list(dict.fromkeys(out))
@@ -76,10 +77,16 @@ class SendRecords:
         assert self._addresses is not None
         return address.strip().lower() in self._addresses
 
+    def _record_files(self) -> list[tuple[str, Path]]:
+        # listed once per run, not once per returned message: the folder is scanned and globbed each time
+        if self._files is None:
+            self._files = list(record_files(self.folder))
+        return self._files
+
     def _build(self) -> None:
         index: dict[str, tuple[str, str]] = {}
         addresses: set[str] = set()
-        for month, path in record_files(self.folder):
+        for month, path in self._record_files():
             for address, message_id in _rows(path, "SELECT address, message_id FROM recipients"):
                 addresses.add(address.lower())
                 if message_id:
