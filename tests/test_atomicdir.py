@@ -62,3 +62,25 @@ def test_published_files_and_folders_get_the_modes_plain_open_and_mkdir_give(tmp
     mode = lambda p: stat.S_IMODE(p.stat().st_mode)
     assert mode(tmp_path / "page.html") == mode(tmp_path / "plain.html")
     assert mode(made) == mode(tmp_path / "plain-dir")
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "fallback"])
+def test_a_target_published_meanwhile_by_another_run_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool) -> None:
+    """Two builds at once: both find no target; the second must swap in its tree, not fail with 'Directory not empty'."""
+    if not exchange:
+        monkeypatch.setattr(atomicdir, "_exchange", lambda a, b: False)
+    target = tmp_path / "2026-11"
+    new = make(temp_dir_beside(target), mine="2")
+    real_rename = os.rename
+    raced = []
+
+    def rename(source: object, destination: object) -> None:
+        if Path(destination) == target and not raced:  # the other run publishes its folder first
+            raced.append(True)
+            real_rename(make(temp_dir_beside(target), theirs="1"), target)
+        real_rename(source, destination)
+
+    monkeypatch.setattr(atomicdir.os, "rename", rename)
+    replace_directory(new, target)
+    assert sorted(os.listdir(target)) == ["mine"]
+    assert os.listdir(tmp_path) == ["2026-11"]

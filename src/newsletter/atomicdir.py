@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import shutil
 import tempfile
@@ -44,8 +45,6 @@ def fsync_tree(directory: Path) -> None:
         fsync_dir(Path(root))
 
 
-
-
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths; False if the platform cannot."""
     libc_name = ctypes.util.find_library("c")
@@ -61,11 +60,25 @@ def _exchange(a: Path, b: Path) -> bool:
     return result == 0
 
 
+def _rename_if_absent(new: Path, target: Path) -> bool:
+    """Rename ``new`` to ``target`` when there is no target; False when there is one, including
+    one another run (a second build at once) published between the check and the rename."""
+    if target.exists():
+        return False
+    try:
+        os.rename(new, target)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise
+    return True
+
+
 def replace_directory(new: Path, target: Path) -> None:
     """Publish the finished directory ``new`` as ``target``, removing the old tree afterwards."""
     try:
-        if not target.exists():
-            os.rename(new, target)
+        if _rename_if_absent(new, target):
+            pass
         elif _exchange(new, target):
             shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old tree
         else:
