@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,7 +15,7 @@ def test_concurrent_unsubscribes_are_all_committed_with_their_own_results(tmp_pa
     with SubscriberStore.open(tmp_path) as store:
         for i in range(100):
             store.subscribe(f"r{i}@example.org", how="command", status="confirmed")
-        writer = UnsubscribeWriter(store, threading.Lock())
+        writer = UnsubscribeWriter(store)
         addresses = [f"r{i}@example.org" for i in range(100)] + [f"r{i}@example.org" for i in range(50)] + ["csv-only@example.org"]
         with ThreadPoolExecutor(max_workers=32) as pool:
             results = dict.fromkeys(addresses, 0)
@@ -31,7 +30,7 @@ def test_concurrent_unsubscribes_are_all_committed_with_their_own_results(tmp_pa
 
 def test_a_failed_commit_reaches_every_waiting_request(tmp_path: Path) -> None:
     store = SubscriberStore.open(tmp_path)
-    writer = UnsubscribeWriter(store, threading.Lock())
+    writer = UnsubscribeWriter(store)
     assert writer.unsubscribe("first@example.org", "link") is True
     store.close()  # the next transaction cannot happen
     with pytest.raises(RuntimeError, match="closed"):

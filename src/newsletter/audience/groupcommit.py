@@ -41,9 +41,8 @@ class _Request:
 class UnsubscribeWriter:
     """Serialises and batches ``unsubscribe`` calls from many threads into few transactions."""
 
-    def __init__(self, store: _Store, write_lock: threading.Lock) -> None:
+    def __init__(self, store: _Store) -> None:
         self.store = store
-        self.write_lock = write_lock  # shared with the endpoint's other writes, so threads never meet in SQLite's busy handler
         self._waiting: list[_Request] = []
         self._ready = threading.Condition()
         self._closed = False
@@ -79,8 +78,8 @@ class UnsubscribeWriter:
                     return
                 batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
-                with self.write_lock:
-                    results = self.store.unsubscribe_many([(r.email, r.via) for r in batch])
+                # The store serialises its own writes (SubscriberStore._write_lock), so no lock here.
+                results = self.store.unsubscribe_many([(r.email, r.via) for r in batch])
                 for request, result in zip(batch, results):
                     request.result = result
             except BaseException as exc:  # noqa: BLE001  (handed to each waiting request, which raises it)

@@ -94,10 +94,12 @@ class Endpoint:
         self.csrf = Csrf(secret)
         self.limiter = RateLimiter(config.web.subscribe_limit)
         self._unsubscribe_field_key = hmac.new(secret, b"newsletter unsubscribe form v1", hashlib.sha256).digest()
-        # One store write at a time from this process: threads then never meet in SQLite's busy
-        # handler, which sleeps instead of waking the next writer. Unsubscribes are group-committed.
-        self.write_lock = threading.Lock()
-        self.unsubscriber = UnsubscribeWriter(store, self.write_lock)
+        # The store already takes one write at a time from this process (its own lock keeps threads
+        # out of SQLite's busy handler); this lock only makes a sign-up's read-decide-write steps one
+        # step, so two requests for one address cannot both send a confirmation. Unsubscribes are
+        # group-committed.
+        self.signup_lock = threading.Lock()
+        self.unsubscriber = UnsubscribeWriter(store)
         self.env = make_environment(folder)
         css = render_template(self.env, "web/web.css", {}, copies=WEB_TEMPLATES)
         if "</" in css:
@@ -178,7 +180,7 @@ class Endpoint:
         if problem:
             return self.subscribe_form(request, error=problem, email=raw_email[:254], name=name or "")
         email = raw_email
-        with self.write_lock:
+        with self.signup_lock:
             if self.store.status_of(email) == "confirmed":
                 return self.page(self.pages["check-inbox"])
             status = self.store.subscribe(
@@ -192,7 +194,7 @@ class Endpoint:
 
     def _may_send_confirmation(self, email: str) -> bool:
         """True, and recorded, unless a confirmation went to this address in the last RESEND_AFTER seconds
-        (called under the write lock, so two requests cannot both pass)."""
+        (called under the sign-up lock, so two requests cannot both pass)."""
         last = self.store.last_event_at(email, CONFIRMATION_SENT)
         if last is not None and self.clock() - last < RESEND_AFTER:
             return False
@@ -211,8 +213,7 @@ class Endpoint:
             return email
         status = self.store.status_of(email)
         if status == "pending":
-            with self.write_lock:
-                self.store.confirm(email, ip=request.remote_addr or None, user_agent=request.user_agent or None)
+            self.store.confirm(email, ip=request.remote_addr or None, user_agent=request.user_agent or None)
             return self.page(self.pages["confirmed"])
         if status == "confirmed":
             return self.page(self.pages["confirmed"])
