@@ -88,3 +88,26 @@ def test_any_report_body_classifies_without_raising(body: str) -> None:
     raw = ("From: MAILER-DAEMON@x.test\nReturn-Path: <>\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
            f"--b\nContent-Type: message/delivery-status\n\n{body}\n--b--\n").encode("utf-8", "surrogatepass")
     classify(raw)
+
+
+
+_REPORTS = {
+    "delivery-status": "Reporting-MTA: dns; mx.test\n\nFinal-Recipient: rfc822; ghost@readers.test\nAction: failed\nStatus: 5.1.1\n",
+    "feedback-report": "Feedback-Type: abuse\nOriginal-Rcpt-To: ghost@readers.test\n",
+}
+_FIELDS = ["Message-ID", "Date", "Auto-Submitted", "Return-Path", "Precedence", "Feedback-Type", "Action", "Final-Recipient"]
+
+
+@pytest.mark.parametrize("report", [None, *_REPORTS])
+@pytest.mark.parametrize("field", _FIELDS)
+def test_a_raw_8bit_byte_in_any_header_classifies_without_raising(field: str, report: str | None) -> None:
+    """compat32 hands back an email.header.Header, not a str, for a header holding undecodable bytes."""
+    head = ("Message-ID: <b@mx.test>\nDate: Tue, 1 Dec 2026 09:00:00 +0000\nAuto-Submitted: auto-replied\nReturn-Path: <>\n"
+            "Precedence: auto_reply\nFrom: MAILER-DAEMON@mx.test\nTo: bounces+x@newsletter.test\n")
+    if report is None:
+        text = head + "\nbody\n"
+    else:
+        text = (head + f"Content-Type: multipart/report; report-type={report}; boundary=b\n\n"
+                f"--b\nContent-Type: message/{report}\n\n{_REPORTS[report]}\n--b--\n")
+    raw = text.encode().replace(f"{field}: ".encode(), f"{field}: \xe9".encode("latin-1"))
+    classify(raw, unsubscribe_address="unsubscribe@newsletter.test")

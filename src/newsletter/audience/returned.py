@@ -87,8 +87,8 @@ def classify(data: bytes, *, unsubscribe_address: str | None = None) -> Returned
     msg = parse(data)
     recipients = tuple(dict.fromkeys(_addresses(msg, RECIPIENT_HEADERS)))
     base = dict(
-        message_id=(msg.get("Message-ID") or "").strip(), subject=header_text(msg.get("Subject")),
-        recipients_to=recipients, date=(msg.get("Date") or "").strip() or None,
+        message_id=_text(msg, "Message-ID").strip(), subject=header_text(msg.get("Subject")),
+        recipients_to=recipients, date=_text(msg, "Date").strip() or None,
         references=tuple(re.findall(r"<[^<>\s]+>", f"{msg.get('In-Reply-To') or ''} {msg.get('References') or ''}")),
     )
     original = _original_headers(msg)
@@ -104,12 +104,12 @@ def classify(data: bytes, *, unsubscribe_address: str | None = None) -> Returned
     feedback = _parts(msg, "message/feedback-report")
     if feedback:
         fields = _first_block(feedback[0])
-        feedback_type = (fields.get("Feedback-Type") or "").strip().lower()
+        feedback_type = _text(fields, "Feedback-Type").strip().lower()
         if feedback_type != "abuse":
             return Returned(OTHER, **common, why=f"a feedback report of type '{feedback_type or 'none'}', not a complaint")
         evidence = _evidence(fields, ("Feedback-Type", "User-Agent", "Reporting-MTA", "Arrival-Date", "Source-IP", "Original-Mail-From"))
         evidence.setdefault("date", base["date"] or "")
-        rcpt = _first_address(fields.get("Original-Rcpt-To")) or _first_address(original.get("To"))
+        rcpt = _first_address(_text(fields, "Original-Rcpt-To")) or _first_address(original.get("To"))
         return Returned(COMPLAINT, **common, failures=(Failure(rcpt, COMPLAINT, evidence),), why="RFC 5965 abuse report")
     if unsubscribe_address and unsubscribe_address.lower() in {r.lower() for r in recipients}:
         tokens = tuple(_TOKEN_WORD.findall(base["subject"]))
@@ -126,14 +126,14 @@ def classify(data: bytes, *, unsubscribe_address: str | None = None) -> Returned
 
 def is_auto_reply(msg: email.message.Message) -> bool:
     """RFC 3834 Auto-Submitted (anything but 'no'), or what vacation and out-of-office responders add."""
-    auto = (msg.get("Auto-Submitted") or "").strip().lower()
+    auto = _text(msg, "Auto-Submitted").strip().lower()
     if auto and not auto.startswith("no"):
         return True
     if any(msg.get(name) for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Vacation")):
         return True
-    if (msg.get("Precedence") or "").strip().lower() == "auto_reply":
+    if _text(msg, "Precedence").strip().lower() == "auto_reply":
         return True
-    if (msg.get("X-Auto-Response-Suppress") or "") and _AUTO_SUBJECT.search(header_text(msg.get("Subject"))):
+    if _text(msg, "X-Auto-Response-Suppress") and _AUTO_SUBJECT.search(header_text(msg.get("Subject"))):
         return True  # Exchange/Outlook out-of-office
     # a subject alone is weak evidence; inbox.py acts on it only for mail tied to our list (VERP, References)
     return bool(_AUTO_SUBJECT.search(header_text(msg.get("Subject"))))
@@ -148,6 +148,17 @@ def header_text(value: object) -> str:
     except (ValueError, LookupError, UnicodeError):
         text = str(value)
     return " ".join(text.split())
+
+
+def _text(msg: email.message.Message, name: str) -> str:
+    """A header's raw value as a str ("" when absent).
+
+    The compat32 parser (which flufl.bounce needs) hands back an ``email.header.Header``,
+    not a str, for a value holding undecodable 8-bit bytes: one such header in one spam
+    message must not stop every run of ``newsletter inbox``.
+    """
+    value = msg.get(name)
+    return "" if value is None else str(value)
 
 
 def _addresses(msg: email.message.Message, names: Iterable[str]) -> list[str]:
@@ -198,14 +209,14 @@ def _dsn_failures(part: email.message.Message, msg: email.message.Message) -> It
         return
     per_message = _evidence(blocks[0], ("Reporting-MTA", "Arrival-Date"))
     for block in blocks[1:]:
-        action = (block.get("Action") or "").strip().lower()
-        status = (block.get("Status") or "").strip().split(" ")[0]
+        action = _text(block, "Action").strip().lower()
+        status = _text(block, "Status").strip().split(" ")[0]
         if action in ("delivered", "relayed", "expanded"):
             continue
         evidence = dict(per_message)
         evidence.update(_evidence(block, ("Action", "Status", "Diagnostic-Code", "Remote-MTA", "Last-Attempt-Date", "Final-Recipient")))
-        evidence["date"] = evidence.get("last_attempt_date") or evidence.get("arrival_date") or (msg.get("Date") or "").strip()
-        address = _first_address(block.get("Final-Recipient")) or _first_address(block.get("Original-Recipient"))
+        evidence["date"] = evidence.get("last_attempt_date") or evidence.get("arrival_date") or _text(msg, "Date").strip()
+        address = _first_address(_text(block, "Final-Recipient")) or _first_address(_text(block, "Original-Recipient"))
         yield Failure(address, _dsn_kind(action, status, evidence.get("diagnostic_code", "")), evidence)
 
 
@@ -232,8 +243,8 @@ def _flufl_failures(msg: email.message.Message, date: str | None) -> Iterable[Fa
 
 
 def _from_daemon(msg: email.message.Message) -> bool:
-    return_path = (msg.get("Return-Path") or "").strip()
-    return return_path in ("<>", "") and msg.get("Return-Path") is not None or bool(_DAEMON.search(str(msg.get("From") or "")))
+    return_path = _text(msg, "Return-Path").strip()
+    return return_path in ("<>", "") and msg.get("Return-Path") is not None or bool(_DAEMON.search(_text(msg, "From")))
 
 
 def _verp_like(recipients: Iterable[str]) -> bool:
