@@ -316,6 +316,15 @@ def test_page_that_is_not_utf8_or_missing(tmp_path: Path, folder: Path):
     assert "missing.txt: page not found" in result.output
 
 
+def test_a_utf16_page_is_named_as_such(tmp_path: Path, folder: Path):
+    """Windows' "Unicode text" is UTF-16: the author needs to hear which encoding to choose instead."""
+    page = tmp_path / "unicode.txt"
+    page.write_bytes((BOILERPLATE + "July 2021\n").encode("utf-16"))
+    result = run(folder, "import", str(page))
+    assert result.exit_code == 1
+    assert "unicode.txt:1: the file is UTF-16 text: save it as UTF-8" in result.output
+
+
 # --- constructed variations of the page layout -----------------------------------------------
 
 

@@ -33,7 +33,7 @@ import yaml
 
 from newsletter.content.citation import looks_like_citation, parse_citation
 from newsletter.errors import NewsletterError
-from newsletter.fsutil import atomic_write
+from newsletter.fsutil import atomic_write, utf16_name
 from newsletter.content.load import display_path
 from newsletter.content.model import MONTH_NAMES
 
@@ -122,6 +122,8 @@ def read_page(path: Path, display: str | None = None) -> list[Line]:
         raise PageError("page not found", path=name, hint="check the path of the saved page") from None
     except OSError as exc:
         raise PageError(f"cannot read the page: {exc.strerror}", path=name) from None
+    if utf16_name(data):  # "Unicode text" from Windows: not broken UTF-8, a different encoding
+        raise PageError("the file is UTF-16 text: save it as UTF-8", path=name, line=1, hint="save the page as UTF-8 text")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
