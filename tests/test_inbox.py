@@ -299,3 +299,16 @@ def test_a_folder_whose_name_has_uri_characters_is_read_and_written_in_place(tmp
     assert (folder / STATE_FILE).is_file()
     assert bounces_by_issue(folder, "2026-11") == {}
     assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name]
+
+
+def test_a_maildir_message_moved_away_meanwhile_does_not_stop_the_run(tmp_path: Path) -> None:
+    """A mail server (Dovecot moving new/ to cur/) or a second run may move a message between reading and moving it."""
+    box = tmp_path / "box"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True)
+    (box / "new" / "1.host").write_bytes(b"Subject: x\n\nbody\n")
+    source = MaildirSource(box)
+    [(key, _data)] = list(source.messages())
+    (box / "new" / "1.host").rename(box / "cur" / "1.host:2,S")
+    source.move_to_processed(key)
+    assert (box / "cur" / "1.host:2,S").is_file()

@@ -87,7 +87,12 @@ class MaildirSource:
         """Rename the file into .newsletter-processed (same subfolder, same name, same bytes)."""
         sub, _, name = key.partition("/")
         self._make_processed()
-        os.rename(self.path / sub / name, self.processed / sub / name)
+        try:
+            os.rename(self.path / sub / name, self.processed / sub / name)
+        except FileNotFoundError:
+            # moved meanwhile (a server taking it from new/ to cur/, or a second run): it is remembered
+            # as processed, so the next run finds it under its new name and only finishes the move
+            pass
 
     def _make_processed(self) -> None:
         if (self.processed / "cur").is_dir():
