@@ -98,3 +98,19 @@ def test_ctrl_c_or_kill_stops_cleanly_and_the_rerun_sends_the_rest_once(folder: 
     assert {a for a, n in counts.items() if n > 1} <= uncertain
     if not uncertain:
         assert f"this run: {60 - first} sent" in output
+
+
+def test_a_staged_list_left_by_a_killed_run_is_swept_by_the_next(folder: Path) -> None:
+    """A run killed at the prompt (or while staging) leaves sends/.staging-*/<month>.sqlite, a copy
+    of the whole list; the next run of that issue, holding its lock, removes it.  Another month's
+    staging is not this run's to touch."""
+    from newsletter.delivery.send import SendOptions, prepare
+
+    sends = folder / "sends"
+    for name, month in (("killed", MONTH), ("other", "2026-12")):
+        (sends / f".staging-{name}").mkdir(parents=True)
+        (sends / f".staging-{name}" / f"{month}.sqlite").write_bytes(b"a copy of the list")
+    csv = write_list(folder / "list.csv", people(2))
+    plan = prepare(folder, SendOptions(issue=MONTH, to=csv, sender="maildir"), env={"NEWSLETTER_SECRET": "x"})
+    plan.discard()
+    assert sorted(p.name for p in sends.iterdir() if p.name.startswith(".staging-")) == [".staging-other"]

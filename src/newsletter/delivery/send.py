@@ -371,6 +371,7 @@ def _plan_list(plan: Plan) -> None:
     elif (folder / "archive" / plan.month).is_dir() and not options.force:
         raise SendError(f"{plan.month} is archived as sent already", path=f"archive/{plan.month}", hint="--force sends it again")
     stats = ReadStats()
+    _sweep_staging(folder / "sends", plan.month)
     shown_sends = Path(display_path(folder / "sends", folder))
     try:
         staging_dir = Path(tempfile.mkdtemp(prefix=".staging-", dir=_ensure_dir(folder / "sends")))
@@ -410,6 +411,14 @@ def _plan_list(plan: Plan) -> None:
         plan.notes.append("(new subscribers in the list are added; ones no longer in it are not sent to)")
     else:
         plan.to_send = recipients
+
+
+def _sweep_staging(sends: Path, month: str) -> None:
+    """Remove what a killed run of ``month`` left staged: a whole copy of the list, kept forever
+    otherwise.  Called under that issue's run lock, so no live run of it is staging; another
+    month's staging folder never holds this month's file and is left alone."""
+    for leftover in sends.glob(f".staging-*/*{month}.sqlite*"):
+        shutil.rmtree(leftover.parent, ignore_errors=True)
 
 
 def _ensure_dir(path: Path) -> Path:
