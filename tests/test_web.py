@@ -432,3 +432,31 @@ def test_a_broken_template_for_a_fixed_page_stops_the_start_with_its_file_and_li
                             env=serve_env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "message.html.j2:2: template syntax error" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_crafted_csrf_cookie_is_not_echoed_into_set_cookie(folder: Path) -> None:
+    """A quoted cookie can carry any byte (``"\\015\\012"`` is CR LF once unquoted); echoed back it split the
+    Set-Cookie header, which waitress refuses with a traceback. Only a cookie of our own form is kept."""
+    import io
+
+    from newsletter.audience.confirmation import Mailer
+    from newsletter.audience.web import Endpoint
+    from newsletter.content.config import load_config
+
+    configure_web(folder, 8080)
+    store = SubscriberStore.open(folder)
+    mailer = Mailer(load_config(folder, {}), folder, {})
+    app = Endpoint(folder, load_config(folder, {}), SECURE, store, mailer)
+    try:
+        for cookie in ('nl_csrf="a\\015\\012Set-Cookie: evil=1"', 'nl_csrf="a; b"'):
+            environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/subscribe", "QUERY_STRING": "", "REMOTE_ADDR": "127.0.0.1",
+                       "wsgi.input": io.BytesIO(b""), "HTTP_COOKIE": cookie}
+            answer: dict[str, object] = {}
+            b"".join(app(environ, lambda status, headers: answer.update(status=status, headers=dict(headers))))
+            set_cookie = answer["headers"]["Set-Cookie"]  # type: ignore[index]
+            assert answer["status"] == "200 OK"
+            assert re.fullmatch(r"nl_csrf=[A-Za-z0-9_-]{32}; Path=/; HttpOnly; SameSite=Strict; Max-Age=86400", set_cookie), set_cookie
+    finally:
+        app.close()
+        mailer.close()
+        store.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -27,6 +28,8 @@ from typing import Callable
 CSRF_COOKIE = "nl_csrf"
 CSRF_FIELD = "csrf"
 HOUR = 3600.0
+# What ``new_cookie`` makes (token_urlsafe); anything else a browser sends is not ours to echo back.
+_OWN_COOKIE = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
 class RateLimiter:
@@ -73,6 +76,15 @@ class Csrf:
 
     def new_cookie(self) -> str:
         return secrets.token_urlsafe(24)
+
+    @staticmethod
+    def reusable(cookie: str) -> bool:
+        """True when ``cookie`` has the form ``new_cookie`` gives, so the form page may set it again.
+
+        A quoted cookie unquotes to any byte (CR LF included); echoed into Set-Cookie
+        that would split the header, which the server refuses with an error.
+        """
+        return _OWN_COOKIE.fullmatch(cookie) is not None
 
     def field_for(self, cookie: str) -> str:
         return hmac.new(self._key, cookie.encode("ascii", "replace"), hashlib.sha256).hexdigest()

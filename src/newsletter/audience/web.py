@@ -152,7 +152,7 @@ class Endpoint:
     def subscribe_form(self, request: Request, *, error: str | None = None, email: str = "", name: str = "") -> Response:
         cookie = request.cookie(CSRF_COOKIE)
         headers = []
-        if not cookie or len(cookie) > 100:
+        if not cookie or not self.csrf.reusable(cookie):
             cookie = self.csrf.new_cookie()
         headers.append(self.csrf.cookie_header(cookie, secure=self.secure))
         body = self.render(
