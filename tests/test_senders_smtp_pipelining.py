@@ -209,3 +209,57 @@ def test_a_deliver_only_connection_is_adapted() -> None:
     assert outcomes["ada@example.org"] == "250 ok" and isinstance(outcomes["no@example.org"], PermanentFailure)
     assert events == ["handing ada@example.org", "done ada@example.org", "handing no@example.org", "done no@example.org"]
     assert plain.calls == ["ada@example.org", "no@example.org", "close"]
+
+
+class _FailsAfterTheData:
+    """The connection's real socket, except that a write carrying a message's final "." and the
+    next envelope leaves only up to the "." and then fails, as when a server stops reading and
+    the timeout fires on the last bytes.  No real server fails a write at an exact byte, so this
+    one fault is injected; everything else goes through the real socket to the real server."""
+
+    def __init__(self, sock) -> None:
+        self._sock = sock
+
+    def sendall(self, data: bytes) -> None:
+        end = bytes(data).find(b"\r\n.\r\n")
+        if end >= 0 and b"MAIL FROM" in bytes(data[end:]):
+            self._sock.sendall(data[: end + 5])
+            raise BrokenPipeError(32, "Broken pipe")
+        self._sock.sendall(data)
+
+    def send(self, data) -> int:
+        """A partial write up to the "." (as a kernel may accept), then the failure on the rest."""
+        if self._failing:
+            raise BrokenPipeError(32, "Broken pipe")
+        end = bytes(data).find(b"\r\n.\r\n")
+        if end >= 0 and b"MAIL FROM" in bytes(data[end:]):
+            self._failing = True
+            return self._sock.send(data[: end + 5])
+        return self._sock.send(data)
+
+    _failing = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+
+def test_a_write_failing_after_the_previous_message_s_final_dot_makes_it_uncertain(folder: Path) -> None:
+    """The previous message's whole content had left when the write failed: the server may
+    deliver it, so it is uncertain (never resent blindly), not a temporary failure to retry."""
+    handler = FaultHandler(pipelining=True, chunking=False)
+    controller = FaultController(handler)
+    controller.start()
+    try:
+        connection = connect(folder, controller.port)
+        connection._sock = _FailsAfterTheData(connection._sock)
+        try:
+            outcomes, _ = send_all(connection, ["ada@example.org", "bob@example.org"])
+        finally:
+            connection.close()
+    finally:
+        controller.stop()
+    # ada's whole message, final "." included, reached the server (aiosmtpd drops a transaction
+    # whose client then vanishes; a real MTA may well deliver it)
+    assert b"Hello ada@example.org.\r\n.\r\n" in b"".join(bytes(w) for w in handler.wire)
+    assert isinstance(outcomes["ada@example.org"], UncertainDelivery), outcomes["ada@example.org"]
+    assert isinstance(outcomes["bob@example.org"], TemporaryFailure) and "before" in outcomes["bob@example.org"].reply

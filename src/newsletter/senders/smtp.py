@@ -574,11 +574,15 @@ class SMTPConnection:
         chunks = ([previous.payload] if previous is not None else []) + ([b"RSET\r\n"] if rset else []) + commands
         if previous is not None:
             previous.handing_over()
+        written = [0]
         try:
-            self._send(b"".join(chunks))
+            self._send(b"".join(chunks), written=written)
         except (OSError, _Dropped) as exc:
-            if previous is not None:  # the write failed, so its final "." did not all leave
-                previous.done(self._not_handed_over(exc))
+            if previous is not None:
+                # Whether its final "." left decides: a write can fail on the next envelope's bytes
+                # after the whole message went out, and the server may then deliver it.
+                whole = written[0] >= len(previous.payload)
+                previous.done(self._lost(exc) if whole else self._not_handed_over(exc))
             raise
         if previous is not None:
             self._final_reply(previous)
@@ -629,10 +633,17 @@ class SMTPConnection:
 
     # -- wire ----------------------------------------------------------------------------------
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes, *, written: list[int] | None = None) -> None:
+        """Write all of ``data``; with ``written``, keep in ``written[0]`` how many bytes left, so
+        that a failed write still tells what got out (``sendall`` does not say)."""
         if self._sock is None:
             raise _Dropped("not connected")
-        self._sock.sendall(data)
+        if written is None:
+            self._sock.sendall(data)
+            return
+        view = memoryview(data)
+        while written[0] < len(view):
+            written[0] += self._sock.send(view[written[0]:])
 
     def _read_reply(self) -> tuple[int, str]:
         """One (possibly multi-line) reply: code and the text lines joined by newlines.
