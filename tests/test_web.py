@@ -460,3 +460,23 @@ def test_a_crafted_csrf_cookie_is_not_echoed_into_set_cookie(folder: Path) -> No
         app.close()
         mailer.close()
         store.close()
+
+
+def test_a_hostile_multipart_one_click_body_is_refused_not_an_error() -> None:
+    """The RFC 8058 value is ASCII, so the check compares the part's bytes: an unknown charset label or a
+    multipart part without a boundary no longer raises, and a nested message is simply not one-click. These raised inside the
+    check, so the client got a 500 and the log a traceback."""
+    from newsletter.audience.http import Request
+    from newsletter.audience.web import is_one_click
+
+    def one_click(part_headers: str, content: bytes = b"One-Click") -> bool:
+        body = (b'--x\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n' + part_headers.encode()
+                + b"\r\n" + content + b"\r\n--x--\r\n")
+        return is_one_click(Request({"CONTENT_TYPE": "multipart/form-data; boundary=x", "_body": body}), {})
+
+    assert one_click("") is True
+    assert one_click("Content-Transfer-Encoding: base64\r\n", b"T25lLUNsaWNr") is True
+    assert one_click("Content-Type: text/plain; charset=bogus\r\n") is True
+    assert one_click("Content-Type: message/rfc822\r\n") is False
+    # a multipart part without a boundary is read as text (the parser's fallback): what matters is no error
+    assert one_click("Content-Type: multipart/mixed\r\n") is True

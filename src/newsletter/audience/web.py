@@ -344,7 +344,10 @@ def is_one_click(request: Request, form: Mapping[str, str]) -> bool:
     message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + ctype.encode("latin-1", "replace") + b"\r\n\r\n" + body)
     for part in message.iter_parts() if message.is_multipart() else ():
         if part.get_param("name", header="content-disposition") == ONE_CLICK[0]:
-            return part.get_content().strip() == ONE_CLICK[1]
+            # The bytes, not get_content(): that raises on an unknown charset or a nested message/multipart
+            # part (a 500 for a hostile body), and the value is ASCII whatever the part claims.
+            payload = part.get_payload(decode=True)  # None for a nested message or multipart
+            return isinstance(payload, bytes) and payload.strip() == ONE_CLICK[1].encode("ascii")
     return False
 
 
