@@ -89,7 +89,10 @@ class Request:
         self.environ["_body"] = body
         fields: dict[str, str] = {}
         if ctype == "application/x-www-form-urlencoded":
-            parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=20)
+            try:
+                parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=20)
+            except ValueError:  # more fields than any form of ours has: not one of ours, so no form
+                parsed = {}
             fields = {k: v[0] for k, v in parsed.items()}
         self.environ["_form"] = fields
         return fields
