@@ -276,3 +276,18 @@ def test_last_event_at_reads_back_the_latest_of_a_kind(tmp_path: Path) -> None:
         store.record_event("a@example.org", "confirmation-sent")
         assert store.last_event_at("A@example.org", "confirmation-sent") == 1_800_000_600.0
         assert store.last_event_at("a@example.org", "subscribed") == 1_800_000_000.0
+
+
+def test_a_hand_edited_row_with_broken_merge_fields_is_a_subscriber_error(tmp_path: Path) -> None:
+    """Not a bare JSONDecodeError from deep inside a send: the address and what to do are named."""
+    from newsletter.errors import SubscriberError
+
+    with SubscriberStore.open(tmp_path) as store:
+        store.subscribe("a@example.org", how="command", status="confirmed")
+    conn = sqlite3.connect(tmp_path / STORE_FILE)
+    conn.execute("UPDATE subscribers SET fields = '{bad'")
+    conn.commit()
+    conn.close()
+    with SubscriberStore.open(tmp_path) as store:
+        with pytest.raises(SubscriberError, match="a@example.org"):
+            list(store.confirmed())

@@ -671,7 +671,13 @@ class _Transaction:
 
 def _row(values: tuple[Any, ...]) -> StoredSubscriber:
     data = dict(zip(COLUMNS, values))
-    data["fields"] = json.loads(data["fields"]) if data["fields"] else {}
+    try:
+        data["fields"] = json.loads(data["fields"]) if data["fields"] else {}
+    except ValueError:  # only a hand edit of the file gets here; name the row rather than fail deep in a send
+        raise SubscriberError(
+            f"the merge fields stored for {one_line(str(data['email']))} are not valid JSON",
+            path=STORE_FILE, hint="correct or empty that row's 'fields' column (a JSON object of merge fields)",
+        ) from None
     return StoredSubscriber(**data)
 
 
