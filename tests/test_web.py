@@ -480,3 +480,32 @@ def test_a_hostile_multipart_one_click_body_is_refused_not_an_error() -> None:
     assert one_click("Content-Type: message/rfc822\r\n") is False
     # a multipart part without a boundary is read as text (the parser's fallback): what matters is no error
     assert one_click("Content-Type: multipart/mixed\r\n") is True
+
+
+def test_a_confirmation_that_loses_a_race_with_an_unsubscribe_says_so(folder: Path) -> None:
+    """The store's confirm decides (it reads the status in its own transaction): an unsubscribe that
+    lands between the page's first read and the confirm gets the stale page, not "You are subscribed"."""
+    import io
+
+    from newsletter.audience.confirmation import Mailer
+    from newsletter.audience.web import Endpoint
+    from newsletter.content.config import load_config
+    from newsletter.mail.tokens import CONFIRM
+
+    configure_web(folder, 8080)
+    store = SubscriberStore.open(folder)
+    mailer = Mailer(load_config(folder, {}), folder, {})
+    app = Endpoint(folder, load_config(folder, {}), SECURE, store, mailer)
+    try:
+        store.subscribe("racer@example.org", how="form", consent_text="yes")
+        store.unsubscribe("racer@example.org", via="link")
+        store.status_of = lambda email: "pending"  # type: ignore[method-assign]  # the read before the unsubscribe
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/confirm", "REMOTE_ADDR": "127.0.0.1", "wsgi.input": io.BytesIO(b""),
+                   "QUERY_STRING": urlencode({"t": seal(SECURE, CONFIRM, "racer@example.org")})}
+        answer: dict[str, object] = {}
+        b"".join(app(environ, lambda status, headers: answer.update(status=status)))
+        assert answer["status"] == "400 Bad Request"
+    finally:
+        app.close()
+        mailer.close()
+        store.close()

@@ -211,11 +211,10 @@ class Endpoint:
         email = self._address_from_token(request, CONFIRM, max_age=CONFIRM_MAX_AGE)
         if isinstance(email, Response):
             return email
-        status = self.store.status_of(email)
-        if status == "pending":
-            self.store.confirm(email, ip=request.remote_addr or None, user_agent=request.user_agent or None)
-            return self.page(self.pages["confirmed"])
-        if status == "confirmed":
+        status = self.store.status_of(email)  # a repeated click on a confirmed address needs no write
+        if status == "confirmed" or (status == "pending" and self.store.confirm(
+                email, ip=request.remote_addr or None, user_agent=request.user_agent or None)):
+            # confirm re-reads the status in its transaction: an unsubscribe since the read above wins
             return self.page(self.pages["confirmed"])
         return self.page(self.pages["confirm-stale"])
 
