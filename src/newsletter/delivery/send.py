@@ -534,6 +534,7 @@ class _Run:
         self.lock = threading.Lock()
         self.done = 0
         self.total = total
+        self.claimed = 0  # rows taken by claims so far (a retried row counts again)
         self.consecutive_unreachable = 0
         self.consecutive_uncertain = 0
         self.fatal: BaseException | None = None
@@ -631,11 +632,14 @@ class _Run:
         if first is None:
             return []
         taken = [first]
-        while len(taken) < self.claim_size:
+        limit = self.claim_limit()
+        while len(taken) < limit:
             more = self.queue.take(block=False)
             if more is None:
                 break
             taken.append(more)
+        with self.lock:
+            self.claimed += len(taken)
         claimed = [(row, tries, self.plan.personaliser.make_message_id()) for row, tries in taken]
         try:
             self.ledger.claim([(row.id, message_id) for row, _, message_id in claimed])
@@ -644,6 +648,15 @@ class _Run:
                 self.queue.done()
             raise
         return claimed
+
+    def claim_limit(self) -> int:
+        """Rows for the next claim: ``claim_size``, but near the end of the list only a fair share of
+        what is left, so that the connections finish together.  A whole claim taken late keeps one
+        connection busy while the others wait: 18 messages on a 20 ms round trip is a third of a
+        second, a tenth of a 600-message send."""
+        with self.lock:
+            left = self.total - self.claimed
+        return max(1, min(self.claim_size, left // self.plan.concurrency))
 
     def fail(self, exc: BaseException) -> None:
         with self.lock:
