@@ -68,3 +68,24 @@ def test_any_text_gets_an_answer_never_an_exception(text: str) -> None:
                            check_deliverability=False, test_environment=True)
         except EmailNotValidError as exc:  # pragma: no cover - the assertion reports it
             pytest.fail(f"{text!r} accepted but email-validator says: {exc}")
+
+
+def test_reserved_names_are_email_validators() -> None:
+    # The fast path keeps its own copy so that email-validator is imported only when needed;
+    # an upgrade of email-validator that changes the list must fail here, not drift silently.
+    import email_validator
+
+    from newsletter.content.addresses import SPECIAL_USE_DOMAIN_NAMES
+
+    assert list(SPECIAL_USE_DOMAIN_NAMES) == list(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+
+
+def test_plain_address_needs_no_email_validator() -> None:
+    # What a build checks (the config's few plain addresses) must not import email-validator (13 ms).
+    import subprocess
+    import sys
+
+    code = ("import sys; from newsletter.content.addresses import is_valid_address; "
+            "assert is_valid_address('ada@example.org'); print('email_validator' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "False\n"
