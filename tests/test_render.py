@@ -134,6 +134,53 @@ def test_caching_inliner_matches_premailer_on_edge_cases(case: str) -> None:
         assert CachingPremailer(html, **PREMAILER_OPTIONS).transform() == expected
 
 
+_TAGS = ("div", "p", "a", "span", "td", "img", "h2")
+_NAMES = ("a", "b", "c-d", "_e")
+
+
+@st.composite
+def _element(draw: st.DrawFn, depth: int = 0) -> str:
+    tag = draw(st.sampled_from(_TAGS))
+    attributes = ""
+    classes = draw(st.lists(st.sampled_from(_NAMES), max_size=3))
+    if classes:
+        attributes += ' class="%s"' % draw(st.sampled_from(["\t", " ", "  ", "\n"])).join(classes)
+    if draw(st.booleans()):
+        attributes += ' id="%s"' % draw(st.sampled_from(_NAMES))
+    if draw(st.booleans()):
+        attributes += ' style="%s"' % draw(st.sampled_from(["color: red", "width:10px;float:left", "margin:0;text-align:center"]))
+    children = "" if depth >= 3 else "".join(draw(st.lists(_element(depth + 1), max_size=3)))
+    return f"<{tag}{attributes}>x{children}</{tag}>"
+
+
+_compound = st.builds(
+    lambda tag, parts: (tag + "".join(parts)) or "*",
+    st.sampled_from(["", "", *_TAGS, "P"]),
+    st.lists(st.builds(lambda kind, name: kind + name, st.sampled_from([".", "#"]), st.sampled_from(_NAMES)), max_size=2),
+)
+_selector = st.one_of(
+    st.lists(_compound, min_size=1, max_size=3).map(" ".join),
+    st.sampled_from(["a:hover", "p:first-child", "div > p", ".a + .b", "[id]", ".b:last-child", "div  .a"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=st.lists(_element(), min_size=1, max_size=4),
+       rules=st.lists(st.tuples(_selector, st.sampled_from(["color:blue", "width:20px", "background-color:#abc", "vertical-align:top", "color:unset"])),
+                      min_size=1, max_size=6))
+def test_inliner_selector_matching_is_cssselects(body: list[str], rules: list[tuple[str, str]]) -> None:
+    """The inliner's own matching of tag, #id, .class and descendant selectors (issue 15) inlines
+    what premailer's cssselect XPath queries inline, on random documents and stylesheets."""
+    import premailer
+
+    from newsletter.mail.inline import PREMAILER_OPTIONS, CachingPremailer
+
+    css = " ".join(f"{selector} {{ {style} }}" for selector, style in rules)
+    html = f"<html><head><style>{css}</style></head><body>{''.join(body)}</body></html>"
+    expected = premailer.Premailer(html, **PREMAILER_OPTIONS).transform()
+    assert CachingPremailer(html, **PREMAILER_OPTIONS).transform() == expected
+
+
 def test_html_has_doctype_and_no_remote_fonts(golden_folder: Path) -> None:
     html = render(golden_folder).html
     assert html.lower().startswith("<!doctype html>")
