@@ -13,13 +13,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsletter.mail.build import render_issue
 from newsletter.content.config import load_config
 from newsletter.errors import ConfigError, SendError
 from newsletter.senders import load_sender
 from newsletter.senders.base import Connection, PermanentFailure, Sender, TemporaryFailure, UncertainDelivery
-from newsletter.senders.smtp import SMTPSender, is_loopback, wire_data
+from newsletter.senders.smtp import SMTPSender, WireCache, is_loopback, wire_data, wire_pieces
 from smtp_fault_server import FaultController, FaultHandler, free_port
 from terminal_support import run_on_terminal
 
@@ -133,6 +135,34 @@ def test_wire_data_dot_stuffing():
     assert wire_data(b"a\n.b\n") == b"a\r\n..b\r\n.\r\n"  # LF-only text is converted
     assert wire_data(b"S: x\r\n\nbody\n") == b"S: x\r\n\r\nbody\r\n.\r\n"  # CRLF header, LF body
     assert wire_data(b"S: x\r\n\r\nmid\n.\r\n") == b"S: x\r\n\r\nmid\n..\r\n.\r\n"  # a stray LF: its dot doubled
+
+
+_PIECE = st.lists(st.sampled_from([b".", b"\r", b"\n", b"\r\n", b"a", b" ", b"\r\n\r\n", b"\xc3\xa9", b"..", b"\n."]), max_size=8).map(b"".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_PIECE, max_size=8), st.sampled_from([1, 3, 256]))
+def test_wire_pieces_are_wire_data_of_the_whole(pieces, min_size):
+    # the pieces path (shared pieces dot-stuffed once per connection) against the whole message's
+    cache = WireCache(min_size)
+    whole = b"".join(pieces)
+    for _ in range(2):  # the second time from the cache
+        stuffed, ascii_only = wire_pieces(pieces, cache)
+        assert b"".join(stuffed) == wire_data(whole)
+        assert ascii_only == whole.isascii()
+
+
+def test_message_given_as_pieces_arrives_byte_identical(folder, server, issue_bytes):
+    # a dot starting a piece after a piece that ended a line, and one inside a piece
+    head, body = issue_bytes.split(b"\r\n\r\n", 1)
+    pieces = [head + b"\r\n\r\n", b".dot at a piece's start\r\n", body[:500], b"x\r\n.inside\r\n", body[500:]]
+    sender = make_sender(folder, smtp_env(server.port))
+    with sender.connect() as connection:
+        for to in ("ada@example.org", "bob@example.org"):  # the second one's shared pieces come from the cache
+            connection.deliver(FROM, to, pieces)
+    assert [m.content for m in server.handler.received] == [b"".join(pieces)] * 2
+    raw = server.handler.connections()[0]
+    assert raw.count(b"\r\n..dot at a piece's start\r\n") == 2 and raw.count(b"\r\n..inside") == 2
 
 
 def test_550_is_permanent_and_the_session_carries_on(folder, server):

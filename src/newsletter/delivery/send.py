@@ -680,7 +680,8 @@ class _Run:
             del waiting[row.id]
             self.record(row, tries, outcome)
 
-        connection.submit(plan.envelope_sender(row.address, row.id), row.address, message.data,
+        content = message.pieces if getattr(connection, "takes_pieces", False) else message.data
+        connection.submit(plan.envelope_sender(row.address, row.id), row.address, content,
                           handing_over=lambda: ledger.mark_handed(row.id), done=done)
 
     def record(self, row: Row, tries: int, outcome: Outcome) -> None:

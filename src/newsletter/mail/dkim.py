@@ -72,6 +72,10 @@ class DkimSigner:
         ``message`` may be given as the pieces that make it up; shared pieces
         (the same bytes objects from copy to copy) are canonicalised only once.
         """
+        return b"".join(self.sign_pieces(message, now=now))
+
+    def sign_pieces(self, message: bytes | Sequence[bytes], *, now: float | None = None) -> list[bytes]:
+        """``sign`` as pieces: the DKIM-Signature header's, then the message's own."""
         pieces = [message] if isinstance(message, bytes) else list(message)
         head, body_pieces = _split(pieces)
         chosen = [self._canonical_field(field) for field in split_fields(head)]
@@ -101,7 +105,7 @@ class DkimSigner:
         signature = self.key.sign(hasher.digest(), padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
         fields[-1] = (b"b", base64.b64encode(signature))
         value = dkim.fold(b"; ".join(b"=".join(f) for f in fields) + b"\r\n", namelen=len(b"DKIM-Signature"))
-        return b"".join([b"DKIM-Signature: ", value, *pieces])
+        return [b"DKIM-Signature: ", value, *pieces]
 
     def body_hash(self, pieces: Sequence[bytes]) -> bytes:
         """Base64 SHA-256 of the relaxed canonical body made of ``pieces``."""

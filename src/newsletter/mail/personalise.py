@@ -26,6 +26,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, replace
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -179,10 +180,16 @@ class _DateCache:
 
 @dataclass(frozen=True)
 class Personalised:
-    """One recipient's message: its Message-ID and the bytes to hand over."""
+    """One recipient's message: its Message-ID and the bytes to hand over, as the pieces that make
+    them up (shared literal chunks, the same objects in every copy, and this reader's slots)."""
 
     message_id: str
-    data: bytes
+    pieces: list[bytes]
+
+    @cached_property
+    def data(self) -> bytes:
+        """The whole message."""
+        return b"".join(self.pieces)
 
 
 class Personaliser:
@@ -279,7 +286,7 @@ class Personaliser:
             if value is None:
                 value = values[part] = self._fill(part, address, name, greeting, url, message_id, date, fields, token)
             out.append(value)
-        return Personalised(message_id, self.signer.sign(out) if self.signer else b"".join(out))
+        return Personalised(message_id, self.signer.sign_pieces(out) if self.signer else out)
 
     def _fill(
         self, slot: str, address: str, name: str | None, greeting: str, url: str | None,

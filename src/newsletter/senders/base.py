@@ -61,6 +61,10 @@ class PipeliningConnection(Connection, Protocol):
     recipient then) and ``done(outcome)`` once its outcome is known, exactly once each, in the
     calling thread, during this ``submit`` or a later ``submit``/``flush``.  ``flush`` returns
     once every submitted message is done.  A sender with only ``deliver`` works as before.
+
+    A connection whose class sets ``takes_pieces = True`` is given the message as the sequence of
+    byte pieces that make it up (joined, they are the message), so that it can reuse work on the
+    pieces every copy shares; any other gets the message whole.
     """
 
     def submit(self, envelope_from: str, recipient: str, message: bytes, *,
