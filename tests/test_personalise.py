@@ -8,7 +8,7 @@ import quopri
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from newsletter.content.config import load_config
@@ -140,3 +140,42 @@ def test_qp_line_cut_is_the_greedy_one(data: bytes, hard: bool) -> None:
     out: list[str] = []
     _encode_line(data, out, hard=hard)
     assert "".join(out) == _reference_encode_line(data, hard=hard)
+
+
+_NAME_CHARS = st.sampled_from(list("Ab z09!#'*+/=?^_`{|}~-.,\"\\<>@()[]:;é\u00a0\t\r\n") + ["=?", "  ", "Ø"])
+_ATOM = st.text(alphabet="AbZz09!#'*+/=?^_`{|}~-", min_size=1, max_size=25)
+_NAMES = st.one_of(
+    st.none(),
+    st.lists(_ATOM, min_size=1, max_size=8).map(" ".join),  # plain names, some long enough to fold
+    st.lists(_NAME_CHARS, max_size=40).map("".join),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@example("Ann Lee", "r" * 50 + "@example.org")  # 69 characters together: the longest line not folded
+@example("Ann Leek", "r" * 50 + "@example.org")  # 70: folded
+@example("A" * 59, "a@b.org")  # the longest word that stays literal
+@example("A" * 60, "a@b")
+@given(_NAMES, st.lists(st.sampled_from(list("ab.+-_'@ \té") + ["example.org", "x" * 30]), min_size=1, max_size=12).map("".join))
+def test_to_line_fast_path_is_the_mailbox_value(name: str | None, address: str) -> None:
+    # a plain name with a short address is written directly; it must be what mailbox_value folds
+    from newsletter.mail.headers import mailbox_value
+    from newsletter.mail.personalise import to_header
+
+    try:
+        expected = f"To: {mailbox_value('To', name, address, linesep=chr(13) + chr(10))}\r\n".encode("ascii")
+    except UnicodeEncodeError:  # a non-ASCII address: both refuse it alike
+        with pytest.raises(UnicodeEncodeError):
+            to_header(name, address)
+        return
+    assert to_header(name, address) == expected
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.one_of(_NAMES, st.lists(st.sampled_from(["Ab", "Z", " ", "  ", "\t", "ø"]), max_size=80).map("".join)))
+def test_greeting_needs_wrapping_only_when_longer_than_a_line(name: str | None) -> None:
+    from newsletter.mail.personalise import greeting_text
+    from newsletter.mail.render import wrap
+
+    greeting = greeting_for(name)
+    assert greeting_text(greeting) == wrap(greeting)

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING
 
 from newsletter.content.addresses import domain_of
 from newsletter.errors import TemplateError
-from newsletter.mail.headers import mailbox_value, one_line, split_fields
+from newsletter.mail.headers import LONGEST_LITERAL, MAX_LINE, mailbox_value, one_line, split_fields
 from newsletter.mail.message import build_message, list_unsubscribe, message_bytes
 from newsletter.content.model import Config, Issue
 from newsletter.mail.tokens import UNSUBSCRIBE, seal
-from newsletter.mail.render import USER_TEMPLATES_DIR, MergeFields, Personal, RenderedEmail, Renderer, wrap
+from newsletter.mail.render import TEXT_WIDTH, USER_TEMPLATES_DIR, MergeFields, Personal, RenderedEmail, Renderer, wrap
 
 if TYPE_CHECKING:  # dkimpy and dnspython are imported only by a send that signs
     from newsletter.mail.dkim import DkimSigner
@@ -75,6 +75,13 @@ def greeting_for(name: str | None) -> str:
     """'Dear <name>,' when the name is known, else a neutral greeting."""
     name = clean(name)
     return f"Dear {name}," if name else NEUTRAL_GREETING
+
+
+def greeting_text(greeting: str) -> str:
+    """The greeting as the text part wraps it.  A greeting is "Dear <one_line name>," or the neutral
+    one: single spaces and no other whitespace, so a greeting that fits on a line is its own
+    wrapping and needs no call to ``wrap`` (tests compare the two)."""
+    return greeting if len(greeting) <= TEXT_WIDTH else wrap(greeting)
 
 
 # -- quoted-printable with slots ----------------------------------------------------------------
@@ -146,8 +153,19 @@ def html_attribute(value: str) -> str:
 # -- headers ------------------------------------------------------------------------------------
 
 
+# A display name of plain atoms with single spaces (what phrase_tokens leaves as it is): with a short
+# ASCII address the line needs no encoding and no folding, so it is written directly, skipping
+# one_line, phrase_tokens and fold (a fifth of personalising a message); the same bytes (tests compare).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_PLAIN_ADDRESS = re.compile(r"[\x21-\x7e]+")
+_TO_ROOM = MAX_LINE - len("To: ") - len(" <>")
+
+
 def to_header(name: str | None, address: str) -> bytes:
     """The folded 'To:' line, the name RFC 2047-encoded where needed."""
+    if (name and len(name) + len(address) <= _TO_ROOM and len(name) < LONGEST_LITERAL and "=?" not in name
+            and _PLAIN_NAME.fullmatch(name) and _PLAIN_ADDRESS.fullmatch(address)):
+        return f"To: {name} <{address}>\r\n".encode("ascii")
     return f"To: {mailbox_value('To', name, address, linesep=CRLF)}\r\n".encode("ascii")
 
 
@@ -245,6 +263,9 @@ class Personaliser:
         self._parts = _merge_literals(self._parts)
         self._dates = _DateCache()
         self.slots = [p for p in self._parts if isinstance(p, str)]
+        # per copy: the literal chunks as they are (a list copy) and the slots filled at their places
+        self._template = [p if isinstance(p, bytes) else b"" for p in self._parts]
+        self._slot_at = [(i, p) for i, p in enumerate(self._parts) if isinstance(p, str)]
 
     def _add_body(self, body: str, *, html: bool) -> None:
         if not body.endswith("\n"):
@@ -277,15 +298,12 @@ class Personaliser:
         url = self.unsubscribe_url(address, token)
         greeting = greeting_for(name)
         values: dict[str, bytes] = {}
-        out: list[bytes] = []
-        for part in self._parts:
-            if isinstance(part, bytes):
-                out.append(part)
-                continue
-            value = values.get(part)
+        out = self._template.copy()
+        for index, slot in self._slot_at:
+            value = values.get(slot)
             if value is None:
-                value = values[part] = self._fill(part, address, name, greeting, url, message_id, date, fields, token)
-            out.append(value)
+                value = values[slot] = self._fill(slot, address, name, greeting, url, message_id, date, fields, token)
+            out[index] = value
         return Personalised(message_id, self.signer.sign_pieces(out) if self.signer else out)
 
     def _fill(
@@ -305,7 +323,7 @@ class Personaliser:
         if slot == "list_unsubscribe":
             return list_unsubscribe_header(self.config, url, token)
         if slot == "greeting_text":
-            return qp_encode(wrap(greeting), soft_end=True)
+            return qp_encode(greeting_text(greeting), soft_end=True)
         if slot == "greeting_html":
             return qp_encode(html_text(greeting), soft_end=True)
         assert url is not None
