@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsletter.content.config import check_config
 from newsletter.content.load import check_issue
@@ -165,3 +167,50 @@ def test_a_yaml_error_in_the_config_does_not_hide_its_other_problems(folder: Pat
         f"newsletter.yaml:{line}:11: error: 'editor@example' is not a valid email address",
         f"newsletter.yaml:{line + 1}:1: error: tabs are not allowed for indentation; use spaces",
     ]
+
+
+_SCALARS = st.one_of(
+    st.text(max_size=12), st.integers(), st.floats(allow_nan=False), st.booleans(), st.none(),
+    st.sampled_from(["No", "yes", "~", "010", "0x1F", "1_000", "2026-10-01", "2026-10-01 12:00:00", "1e3", ".inf", "=", "<<", "12:30"]),
+)
+_DATA = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=4),
+    st.dictionaries(st.one_of(st.text(max_size=6), st.sampled_from(["No", "010", "~", "2026-10-01"])), inner, max_size=4),
+), max_leaves=20)
+_TAGGED = st.sampled_from([
+    "a: !!int '12'\nb: !!float 1\nc: !!bool 'yes'\n", "a: !!binary aGk=\n", "!!set {a, b}\n", "!!omap [a: 1, b: 2]\n",
+    "a: &x {b: 1}\nc:\n  <<: {d: 2}\n", "? [a]\n: 1\n", "1: one\n2: two\n", "a: !custom x\n", "a: !!int abc\n", "- !!str 1\n- !!null ''\n",
+    "{yes: 1, ~: 2}\n", "= : value\n",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_DATA, flow=st.booleans(), tagged=st.one_of(st.none(), _TAGGED))
+def test_parsed_data_is_what_pyyaml_constructs(data: object, flow: bool, tagged: str | None) -> None:
+    """parse_yaml builds the data in its own walk of the node tree (issue 15): the same values,
+    of the same types, as PyYAML's constructor, or the same error."""
+    import yaml
+
+    from newsletter.content.yamlsource import _Constructor
+
+    text = tagged if tagged is not None else yaml.safe_dump(data, default_flow_style=flow, allow_unicode=True)
+
+    def typed(value: object) -> object:
+        if isinstance(value, dict):
+            return ("dict", [(typed(k), typed(v)) for k, v in value.items()])
+        if isinstance(value, list):
+            return ("list", [typed(v) for v in value])
+        return (type(value).__name__, repr(value))
+
+    try:
+        expected: object = typed(_Constructor().construct_document(yaml.CSafeLoader(text).get_single_node()))
+    except Exception as exc:  # the same failure, as parse_yaml words it
+        expected = type(exc)
+    try:
+        got: object = typed(parse_yaml(text, "f.yaml").data)
+    except NewsletterError:
+        got = "error"
+    if isinstance(expected, type):
+        assert got == "error" or "&x" in text  # aliases are refused before construction
+    else:
+        assert got == expected

@@ -15,6 +15,12 @@ PyYAML's syntax errors ("expected <block end>, but found '<scalar>'") are
 rewritten as sentences about tabs, indentation and quoting, at the line the
 author wrote; ``parse_yaml_recovering`` blanks a bad line and parses again so
 one mistake does not hide the file's other problems.
+
+The walk that records positions also builds the data of an ordinary file
+(mappings with text keys, lists, scalars): PyYAML's constructor, generic over
+recursive structures and tags, took a third of parsing (issue 15).  Numbers,
+booleans and other tagged scalars are still constructed by PyYAML, and any
+other file entirely so; tests/test_yamlsource.py checks the data against it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ MAX_DEPTH = 32  # an issue file needs 5 levels (articles, article, citation, aut
 MAX_FILE_BYTES = 5 * 1024 * 1024  # a month of articles is ~20 KB; Gmail clips an email at 102 KB
 _STR_TAG = "tag:yaml.org,2002:str"
 _NULL_TAG = "tag:yaml.org,2002:null"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
 QUOTING_HINT = "put the text in double quotes to keep it exactly as written"
 
 
@@ -71,17 +80,29 @@ class YamlSource:
         return self.typed.get(tuple(key), value)
 
 
-def _record(root: yaml.Node, src: YamlSource) -> None:
+def _record(root: yaml.Node, src: YamlSource) -> tuple[list[Any], list[tuple[Any, Any, yaml.Node]]] | None:
     """Fill positions (and typed text) for every node; refuse aliases, repeated keys and deep nesting.
 
     Iterative, so a deep file cannot exhaust Python's stack, and each node is
     visited once, so an alias is seen (as a node met twice) before anything expands it.
+
+    The same walk builds the data when the file is mappings with text keys, lists and
+    scalars (every newsletter file): a one-item list holding it, and the scalars that are
+    not text or null as (container, slot, node), for ``_finish`` to construct; PyYAML's
+    constructor took a third of parsing.  None when it is anything else (merge keys,
+    ``!!omap``, a number as a key, ...): ``parse_yaml`` then constructs with PyYAML.
     """
     seen: dict[int, Key] = {}
-    stack: list[tuple[yaml.Node, Key, tuple[int, int]]] = [(root, (), (root.start_mark.line + 1, root.start_mark.column + 1))]
+    holder: list[Any] = [None]
+    deferred: list[tuple[Any, Any, yaml.Node]] = []
+    fast = True
+    positions, key_positions, typed = src.positions, src.key_positions, src.typed
+    stack: list[tuple[yaml.Node, Key, tuple[int, int], Any, Any]] = [
+        (root, (), (root.start_mark.line + 1, root.start_mark.column + 1), holder, 0)]
     while stack:
-        node, key, used_at = stack.pop()
-        here = (node.start_mark.line + 1, node.start_mark.column + 1)
+        node, key, used_at, container, slot = stack.pop()
+        mark = node.start_mark
+        here = (mark.line + 1, mark.column + 1)
         if id(node) in seen:
             raise NewsletterError(
                 f"an alias (*name) repeats the value from line {here[0]}; aliases are not allowed in newsletter files",
@@ -90,31 +111,60 @@ def _record(root: yaml.Node, src: YamlSource) -> None:
         seen[id(node)] = key
         if len(key) > MAX_DEPTH:
             raise _too_deep(src.path, *here)
-        src.positions[key] = here
+        positions[key] = here
+        tag = node.tag
         if isinstance(node, yaml.ScalarNode):
-            if not node.style and node.tag not in (_STR_TAG, _NULL_TAG):
-                src.typed[key] = node.value
+            if tag == _STR_TAG or tag == _TIMESTAMP_TAG:  # _Constructor keeps dates as typed
+                container[slot] = node.value
+            else:
+                container[slot] = None  # null, or in its place until _finish (a mapping keeps its order)
+                if tag != _NULL_TAG:
+                    deferred.append((container, slot, node))
+            if not node.style and tag not in (_STR_TAG, _NULL_TAG):
+                typed[key] = node.value
         elif isinstance(node, yaml.MappingNode):
+            mapping: dict[str, Any] = {}
+            if tag != _MAP_TAG:
+                fast = False
+            container[slot] = mapping
             for k_node, v_node in reversed(node.value):
                 if not isinstance(k_node, yaml.ScalarNode):
                     raise NewsletterError(
                         "a field name must be plain text, not a list or mapping", path=src.path,
                         line=k_node.start_mark.line + 1, column=k_node.start_mark.column + 1, hint="check the brackets and the '?' on this line",
                     )
+                if k_node.tag != _STR_TAG:
+                    fast = False
                 name = k_node.value
                 at = (k_node.start_mark.line + 1, k_node.start_mark.column + 1)
-                if key + (name,) in src.key_positions:
+                child = key + (name,)
+                if child in key_positions:
                     # YAML requires unique keys; PyYAML would silently keep the last value and lose the first
-                    first, second = sorted((src.key_positions[key + (name,)], at))
+                    first, second = sorted((key_positions[child], at))
                     raise NewsletterError(
                         f"'{name}' appears twice here (first on line {first[0]}); the second would silently replace the first",
                         path=src.path, line=second[0], column=second[1], hint="merge the two or rename one",
                     )
-                src.key_positions[key + (name,)] = at
-                stack.append((v_node, key + (name,), at))
+                key_positions[child] = at
+                stack.append((v_node, child, at, mapping, name))
         elif isinstance(node, yaml.SequenceNode):
-            for i in range(len(node.value) - 1, -1, -1):
-                stack.append((node.value[i], key + (i,), here))  # an alias item shares its anchor's mark: name the list
+            items = node.value
+            sequence: list[Any] = [None] * len(items)
+            if tag != _SEQ_TAG:
+                fast = False
+            container[slot] = sequence
+            for i in range(len(items) - 1, -1, -1):
+                stack.append((items[i], key + (i,), here, sequence, i))  # an alias item shares its anchor's mark: name the list
+    return (holder, deferred) if fast else None
+
+
+def _finish(holder: list[Any], deferred: list[tuple[Any, Any, yaml.Node]]) -> Any:
+    """The data ``_record`` built, its numbers, booleans and other tagged scalars constructed by PyYAML."""
+    if deferred:
+        constructor = _Constructor()
+        for container, slot, node in deferred:  # in the file's order, as PyYAML would meet them
+            container[slot] = constructor.construct_object(node, deep=True)
+    return holder[0]
 
 
 # libyaml's parser is several times faster; its error messages differ from
@@ -128,9 +178,9 @@ def parse_yaml(text: str, path: str) -> YamlSource:
     src = YamlSource(path=path, data=None)
     if node is None:
         return src
-    _record(node, src)  # before constructing: an alias bomb must not be expanded
+    built = _record(node, src)  # before constructing: an alias bomb must not be expanded
     try:
-        src.data = _Constructor().construct_document(node)
+        src.data = _Constructor().construct_document(node) if built is None else _finish(*built)
     except yaml.MarkedYAMLError as exc:  # an unknown !!tag, bad !!binary
         raise _syntax_error(exc, path, text) from None
     except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # an explicit !!int abc
