@@ -146,3 +146,20 @@ def test_message_bytes_matches_generator_for_any_bodies(golden_folder: Path, tex
     raw_part = msg.get_payload()[0]
     raw_part.set_payload("line\rone\nline two\r\n\x0bend")  # not quoted-printable: line ends made CRLF
     assert message_bytes(msg) == msg.as_bytes(policy=WIRE_POLICY)
+
+
+@pytest.mark.parametrize("content_types", [
+    ['multipart/alternative;\n boundary="==0123456789ABCDEF01234567=="'],
+    ['multipart/alternative; boundary="other"'],
+    ['Multipart/Alternative;\n boundary="==0123456789abcdef01234567=="'],
+    ['multipart/alternative;\n boundary="==0123456789abcdef01234567=="', 'multipart/alternative; boundary="second"'],
+])
+def test_message_bytes_reads_the_boundary_the_generator_reads(golden_folder: Path, content_types: list[str]) -> None:
+    """The boundary of build_message's own Content-Type is read without parsing it; any other
+    header (or a second one) is parsed by the email package, as its generator does."""
+    config = load_config(golden_folder)
+    msg = build_message(RenderedEmail("2021-07", "Subject", None, "<p>html</p>", "text"), config)
+    del msg["Content-Type"]
+    for value in content_types:
+        msg.set_raw("Content-Type", value)
+    assert message_bytes(msg) == msg.as_bytes(policy=WIRE_POLICY)

@@ -166,6 +166,8 @@ def message_bytes(msg: EmailMessage) -> bytes:
 
 
 _NEWLINES = re.compile(r"\r\n|\r|\n")  # the generator's NLCRE: every line end becomes CRLF
+# The Content-Type build_message writes: its boundary is what get_boundary() would parse out.
+_OUR_MULTIPART = re.compile(r'multipart/alternative;\n boundary="(==[0-9a-f]{24}==)"')
 
 
 def _wire_bytes(part: Message) -> str | None:
@@ -177,11 +179,12 @@ def _wire_bytes(part: Message) -> str | None:
     """
     if part.preamble is not None or part.epilogue is not None:
         return None
-    lines, content_type = [], None
+    lines, content_type, raw_type = [], None, ""
     for name, value in part.raw_items():
         if type(value) is not str or not value.isascii():  # header objects (a str subclass) fold themselves
             return None
         if name.lower() == "content-type":
+            raw_type = value if content_type is None else ""  # get_boundary() reads the first
             content_type = value.lstrip().lower()
         lines.append(f"{name}: {CRLF.join(value.splitlines())}{CRLF}")
     lines.append(CRLF)
@@ -189,13 +192,14 @@ def _wire_bytes(part: Message) -> str | None:
     if content_type is None:  # the generator guesses from the parent
         return None
     if isinstance(payload, list) and content_type.startswith("multipart/") and not content_type.startswith("multipart/signed"):
-        boundary = part.get_boundary()
+        ours = _OUR_MULTIPART.fullmatch(raw_type)  # build_message's own header: no need to parse it
+        boundary = ours.group(1) if ours else part.get_boundary()
         parts = [_wire_bytes(sub) for sub in payload]
         if not boundary or any(p is None for p in parts):
             return None
         lines.append(f"--{boundary}{CRLF}" + f"{CRLF}--{boundary}{CRLF}".join(parts) + f"{CRLF}--{boundary}--{CRLF}")  # type: ignore[arg-type]
     elif isinstance(payload, str) and payload.isascii() and content_type.startswith("text/"):
-        lines.append(_NEWLINES.sub(CRLF, payload))
+        lines.append(payload.replace("\n", CRLF) if "\r" not in payload else _NEWLINES.sub(CRLF, payload))
     else:
         return None
     return "".join(lines)
