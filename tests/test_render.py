@@ -298,3 +298,18 @@ def test_an_oversized_field_is_refused_by_check(golden_folder: Path) -> None:
         r"\(an email over 102 KB is clipped by Gmail, hiding the footer and the unsubscribe link\)",
         problem,
     ), problem
+
+
+_FOOTERISH = st.text(alphabet=st.sampled_from("ab.:/ \t\n\r\x0b\x1c\x85\xa0\u2028*+?()[]\\"), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_FOOTERISH, needle=_FOOTERISH)
+def test_contains_collapsed_is_a_search_of_the_collapsed_text(text: str, needle: str) -> None:
+    """check_footer's search (issue 15) answers what collapsing both sides' whitespace and
+    searching did, for any whitespace str.split knows and any regex-special character."""
+    from newsletter.mail.render import contains_collapsed
+
+    expected = " ".join(needle.split()) in " ".join(text.split())
+    assert contains_collapsed(text, needle.split()) == expected
+    assert contains_collapsed(f"x {needle} y", needle.split())
