@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The user's cache (newsletter.mail.usercache) is a fresh folder for each test session, never the
+# user's own: set here, before any test, so that child processes inherit it too.
+_CACHE = tempfile.mkdtemp(prefix="newsletter-test-cache-")
+os.environ["NEWSLETTER_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 

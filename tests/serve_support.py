@@ -33,7 +33,7 @@ def configure_web(folder: Path, port: int, extra: str = "") -> str:
 
 def serve_env(**extra: str) -> dict[str, str]:
     """The environment of a child: ours, with the secret and without a user's SMTP settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_") or k == "NEWSLETTER_CACHE_DIR"}  # the cache: the session's (conftest)
     env["NEWSLETTER_SECRET"] = SECRET
     env.update(extra)
     return env

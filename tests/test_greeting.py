@@ -52,7 +52,7 @@ def test_no_store_file_is_created_by_looking(folder: Path) -> None:
 
 def test_the_running_preview_shows_the_greeting(folder: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_") or k == "NEWSLETTER_CACHE_DIR"}  # the cache: the session's (conftest)
     proc = subprocess.Popen([sys.executable, "-m", "newsletter", "-C", str(folder), "preview", "2026-11", "--port", str(port),
                              "--to", str(folder / "subscribers.example.csv")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=restore_ctrl_c)
     try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import re
 import shutil
 import smtplib
@@ -198,7 +199,7 @@ def _copy(returned, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _run(folder: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {"PATH": "/usr/bin:/bin", "NEWSLETTER_SECRET": SECRET, **(env or {})}
+    full_env = {"PATH": "/usr/bin:/bin", "NEWSLETTER_SECRET": SECRET, "NEWSLETTER_CACHE_DIR": os.environ["NEWSLETTER_CACHE_DIR"], **(env or {})}
     return subprocess.run([sys.executable, "-m", "newsletter", *args, "--folder", str(folder)],
                           capture_output=True, text=True, env=full_env, timeout=120)
 

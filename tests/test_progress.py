@@ -68,7 +68,7 @@ def write_list(path: Path, n: int) -> Path:
 
 
 def send_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_") or k == "NEWSLETTER_CACHE_DIR"}  # the cache: the session's (conftest)
     env["NEWSLETTER_SECRET"] = "a test secret that is long enough"
     return env
 

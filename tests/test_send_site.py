@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def newsletter(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_") or k == "NEWSLETTER_CACHE_DIR"}  # the cache: the session's (conftest)
     env["NEWSLETTER_SECRET"] = "a test secret that is long enough"
     return subprocess.run([sys.executable, "-m", "newsletter", "-C", str(folder), *args], env=env, input="", capture_output=True, text=True, timeout=120)
 

@@ -28,7 +28,7 @@ def server(certificate):
 
 
 def smtp_env(server, certificate, password: str = PASSWORD, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_") or k == "NEWSLETTER_CACHE_DIR"}  # the cache: the session's (conftest)
     env.update(NEWSLETTER_SMTP_HOST="127.0.0.1", NEWSLETTER_SMTP_PORT=str(server.port), NEWSLETTER_SMTP_SECURITY="starttls",
                NEWSLETTER_SMTP_USERNAME="user", NEWSLETTER_SMTP_PASSWORD=password, NEWSLETTER_SMTP_CAFILE=str(certificate[0]),
                NEWSLETTER_SECRET="a test secret that is long enough", **extra)

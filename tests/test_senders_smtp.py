@@ -374,7 +374,7 @@ def test_password_is_asked_on_a_terminal_without_echo(folder):
     handler = FaultHandler()
     controller = FaultController(handler, auth_required=True)
     controller.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_") or k == "NEWSLETTER_CACHE_DIR"}  # the cache: the session's (conftest)
     env.update(smtp_env(controller.port, NEWSLETTER_SMTP_USERNAME="user"))
     script = (
         "import sys\nfrom pathlib import Path\nfrom newsletter.content.config import load_config\nfrom newsletter.senders import load_sender\n"

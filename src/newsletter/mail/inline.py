@@ -24,6 +24,13 @@ compares it with plain premailer).  Hand-written for speed (issue 15):
   derives from it, is a function of strings (the element's own style and the
   rules it matched) kept per distinct input, like the parsed styles above.
   tests/test_render.py checks both against premailer on random documents.
+- what it derives from text alone (each ``<style>`` block's rules and
+  left-over CSS, each selector's XPath, each declaration list's pairs) is
+  also kept in the user's cache (``newsletter.mail.usercache``, one JSON file named
+  after the versions of premailer, cssutils, cssselect, lxml, the package and
+  this module's source), because a fresh process spent a third of a
+  ``newsletter build`` on it, the same work every time; it is read once,
+  written back when something new was derived, and ignored when unreadable.
 - importing premailer imports ``requests`` (and cssutils ``urllib.request``
   and ``importlib.metadata``), used only to fetch remote stylesheets, which
   ``allow_network=False`` never does: they are imported lazily, on first use.
@@ -35,6 +42,7 @@ Options other than ``PREMAILER_OPTIONS``' (network, extra CSS, link rewriting,
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import operator
 import re
@@ -75,6 +83,9 @@ import premailer  # noqa: E402
 from lxml import etree  # noqa: E402
 from lxml.cssselect import CSSSelector  # noqa: E402
 
+from newsletter import __version__  # noqa: E402
+from newsletter.mail import usercache  # noqa: E402
+
 # strip_important=False keeps the @media rules working: premailer's default
 # would remove the !important that lets them beat the inlined styles.
 PREMAILER_OPTIONS: dict[str, Any] = {
@@ -99,14 +110,30 @@ def _bounded(cache: dict, key: Any, make: Callable[[], Any]) -> Any:
     return found
 
 
-_selectors: dict[str, CSSSelector] = {}
+_selectors: dict[str, etree.XPath] = {}
+# Derived from text alone, so also kept in the user's cache (``_load_derived``, ``_save_derived``):
+_xpaths: dict[str, str] = {}
 _pairs: dict[str, list[tuple[str, str]]] = {}
 _floats: dict[str, str] = {}
+_style_blocks: dict[str, tuple[list[tuple[tuple[int, ...], str, str]], str | None]] = {}
+_derived = {"xpaths": _xpaths, "pairs": _pairs, "floats": _floats, "styles": _style_blocks}
+_loaded = False
+_new = False  # something derived since the cache was read
 
 
-def _select(selector: str) -> CSSSelector:
-    """A compiled selector (cssselect translates it to XPath: the costly part)."""
-    return _bounded(_selectors, selector, lambda: CSSSelector(selector))
+def _derive(cache: dict, key: str, make: Callable[[], Any]) -> Any:
+    """``_bounded``, noting when something new was derived (so the user's cache is written)."""
+    global _new
+    found = cache.get(key)
+    if found is None:
+        found = _bounded(cache, key, make)
+        _new = True
+    return found
+
+
+def _select(selector: str) -> etree.XPath:
+    """A compiled selector (cssselect translates it to XPath: the costly part, kept)."""
+    return _bounded(_selectors, selector, lambda: etree.XPath(_derive(_xpaths, selector, lambda: CSSSelector(selector).path)))
 
 
 def _format_value(prop: Any) -> str:
@@ -121,7 +148,7 @@ def csstext_to_pairs(csstext: str) -> list[tuple[str, str]]:
         with _CSSUTILS_LOCK:
             return [(prop.name.strip(), _format_value(prop)) for prop in cssutils.parseStyle(csstext, validate=False)]
 
-    return _bounded(_pairs, csstext, parse)
+    return _derive(_pairs, csstext, parse)
 
 
 def _float_of(style: str) -> str:
@@ -129,7 +156,7 @@ def _float_of(style: str) -> str:
         with _CSSUTILS_LOCK:
             return cssutils.parseStyle(style, validate=False).float
 
-    return _bounded(_floats, style, parse)
+    return _derive(_floats, style, parse)
 
 
 # premailer serialises cssutils use with a lock (its issue #65); share it.
@@ -309,6 +336,16 @@ class CachingPremailer(premailer.Premailer):
             found = self._leftover_css[id(rules)] = (rules, super()._css_rules_to_string(rules))
         return found[1]
 
+    def _style_block(self, css_body: str, index: int) -> tuple[list, str | None]:
+        """What ``transform`` needs of one ``<style>`` block: its rules, and the CSS left in the
+        block (media queries, pseudo-classes), None when nothing is left and the block goes."""
+
+        def derive() -> tuple[list, str | None]:
+            rules, leftover = self._parse_style_rules(css_body, index)
+            return list(rules), self._css_rules_to_string(leftover) if leftover else None
+
+        return _derive(_style_blocks, f"{index}\n{css_body}", derive)
+
     def _fast_path(self, html: Any, kwargs: dict) -> bool:
         """Whether these options are the ones the steps below implement (else premailer's own)."""
         return (
@@ -331,10 +368,10 @@ class CachingPremailer(premailer.Premailer):
 
         rules: list = []
         for index, element in enumerate([e for e in page.iter("style") if self._applies(e)]):
-            these_rules, leftover = self._parse_style_rules(element.text, index)
+            these_rules, leftover_css = self._style_block(element.text, index)
             rules.extend(these_rules)
-            if leftover:
-                element.text = self._css_rules_to_string(leftover)
+            if leftover_css is not None:
+                element.text = leftover_css
             else:
                 element.getparent().remove(element)
         rules.sort(key=operator.itemgetter(0))  # (specificity, selector, style): most specific last
@@ -387,6 +424,63 @@ class CachingPremailer(premailer.Premailer):
         return True
 
 
+_name: str | None = None
+
+
+def _cache_name() -> str:
+    """The user's cache file for what this version of the inliner derives."""
+    global _name
+    if _name is None:
+        _name = "css-" + usercache.fingerprint(
+            __version__, usercache.source_digest(__file__), etree.LXML_VERSION,
+            *(usercache.installed(name) for name in ("premailer", "cssutils", "cssselect", "lxml")),
+        ) + ".json"
+    return _name
+
+
+def _load_derived() -> None:
+    """Fill the caches above from the user's cache, once; a file that is unreadable or not of the
+    expected shape is ignored whole (then the next save replaces it)."""
+    global _loaded, _new
+    _loaded = True
+    payload = usercache.read(_cache_name())
+    if payload is None:
+        return
+    try:
+        data = json.loads(payload)
+        xpaths = {k: v for k, v in data["xpaths"].items() if isinstance(v, str)}
+        pairs = {k: [(name, value) for name, value in v] for k, v in data["pairs"].items()}
+        floats = {k: v for k, v in data["floats"].items() if isinstance(v, str)}
+        blocks = {k: ([(tuple(spec), selector, bulk) for spec, selector, bulk in rules], leftover)
+                  for k, (rules, leftover) in data["styles"].items()}
+        if not all(isinstance(x, str) for v in pairs.values() for pair in v for x in pair) or not all(
+            isinstance(leftover, (str, type(None))) and all(isinstance(n, int) for rule in rules for n in rule[0])
+            and all(isinstance(rule[1], str) and isinstance(rule[2], str) for rule in rules)
+            for rules, leftover in blocks.values()
+        ):
+            return
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return
+    _xpaths.update(xpaths)
+    _pairs.update(pairs)
+    _floats.update(floats)
+    _style_blocks.update(blocks)
+    _new = False
+
+
+def _save_derived() -> None:
+    """Write what is known to the user's cache (after something new was derived)."""
+    global _new
+    _new = False
+    data = {name: dict(cache) for name, cache in _derived.items()}  # copies: another thread may add
+    usercache.write(_cache_name(), json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
 def inline_css(html: str) -> str:
     """The HTML with its CSS inlined by premailer (``PREMAILER_OPTIONS``)."""
-    return CachingPremailer(html, **PREMAILER_OPTIONS).transform()
+    if not _loaded:
+        _load_derived()
+    out = CachingPremailer(html, **PREMAILER_OPTIONS).transform()
+    if _new:
+        _save_derived()
+    return out

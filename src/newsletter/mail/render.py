@@ -3,16 +3,25 @@
 Templates come from the newsletter folder's ``templates/`` first and the
 packaged defaults second (a Jinja ``ChoiceLoader``), so a user overrides one
 file at a time.  ``StrictUndefined`` turns a typo in a template into an error
-that names the template and line.
+that names the template and line.  Compiled templates are kept in the user's
+cache (``newsletter.mail.usercache``, ``_TemplateCache``): compiling them took a
+tenth of a ``newsletter build``, and it is the same work in every process.
+So is what ``check_merge_fields`` finds in each template's syntax tree, kept
+there by the digest of the template's source.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html as html_module
+import json
 import logging
+import marshal
 import re
+import sys
 import textwrap
 import traceback
+import types
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +32,8 @@ import jinja2.meta
 from markupsafe import Markup, escape
 import mjml
 
+from newsletter import __version__
+from newsletter.mail import usercache
 from newsletter.errors import TemplateError
 from newsletter.content.config import USER_TEMPLATES_DIR
 from newsletter.content.model import Config, Issue
@@ -100,9 +111,7 @@ def check_merge_fields(env: jinja2.Environment, entry_templates: tuple[str, ...]
         template = env.get_template(name)
         found = _CHECKED.get(template)
         if found is None:
-            source, _filename, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
-            tree = env.parse(source, name)
-            found = _CHECKED[template] = (list(_merge_field_misuses(tree)), [t for t in jinja2.meta.find_referenced_templates(tree) if t])
+            found = _CHECKED[template] = _syntax_facts(env, name)
         misuses, included = found
         if misuses:
             line, expression = misuses[0]
@@ -113,6 +122,51 @@ def check_merge_fields(env: jinja2.Environment, entry_templates: tuple[str, ...]
                 hint="write the value as it is; put any wording that depends on it in the subscriber list itself",
             )
         todo.extend(included)
+
+
+_stored_facts: dict[str, Any] | None = None
+_stamp: str | None = None
+
+
+def _cache_stamp() -> str:
+    """What the names of this module's files in the user's cache carry: the Python, Jinja and
+    package versions and this module's source (which sets up the Jinja environment)."""
+    global _stamp
+    if _stamp is None:
+        _stamp = usercache.fingerprint(sys.version, jinja2.__version__, __version__, usercache.source_digest(__file__))
+    return _stamp
+
+
+def _syntax_facts(env: jinja2.Environment, name: str) -> tuple[list[tuple[int, str]], list[str]]:
+    """What ``check_merge_fields`` needs of one template: its merge-field misuses and the templates
+    it includes.  Parsing the templates again cost a twentieth of a ``newsletter build``, so the
+    answer is kept in the user's cache under the digest of the template's name and source."""
+    global _stored_facts
+    source, _filename, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
+    file_name = f"merge-fields-{_cache_stamp()}.json"
+    if _stored_facts is None:
+        payload = usercache.read(file_name)
+        try:
+            _stored_facts = json.loads(payload) if payload is not None else {}
+        except ValueError:
+            _stored_facts = {}
+        if not isinstance(_stored_facts, dict):
+            _stored_facts = {}
+    key = hashlib.sha256(f"{name}\0{source}".encode("utf-8", "surrogateescape")).hexdigest()
+    stored = _stored_facts.get(key)
+    try:
+        misuses, included = stored  # type: ignore[misc]
+        if all(type(line) is int and isinstance(text, str) for line, text in misuses) and all(isinstance(t, str) for t in included):
+            return [(line, text) for line, text in misuses], list(included)
+    except (TypeError, ValueError):
+        pass
+    tree = env.parse(source, name)
+    found = (list(_merge_field_misuses(tree)), [t for t in jinja2.meta.find_referenced_templates(tree) if t])
+    if len(_stored_facts) >= 256:  # templates edited over a long preview session
+        _stored_facts.clear()
+    _stored_facts[key] = found
+    usercache.write(file_name, json.dumps(_stored_facts).encode("utf-8"))
+    return found
 
 
 def _merge_field_misuses(node: jinja2.nodes.Node, parent: Any = None, grandparent: Any = None) -> Iterator[tuple[int, str]]:
@@ -202,6 +256,39 @@ class _References:
         return "\n".join(f"[{i}] {url}" for i, url in enumerate(self.urls, 1))
 
 
+class _TemplateCache(jinja2.BytecodeCache):
+    """Jinja's compiled templates, kept in the user's cache between processes.
+
+    Jinja's ``FileSystemBytecodeCache`` is not used: it unpickles a checksum from
+    each file and lets a corrupt file raise.  Here a file holds the template
+    source's checksum and the marshalled code, behind usercache's digest; the
+    file name carries ``_cache_stamp()`` (the environment the code was compiled
+    for) and Jinja's key for the template's name and file.  A
+    template whose source changed gets a checksum mismatch, so it is compiled
+    again; anything unreadable is compiled as if there were no cache.
+    """
+
+    def _name(self, bucket: jinja2.bccache.Bucket) -> str:
+        return f"jinja-{_cache_stamp()}-{bucket.key}"
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        payload = usercache.read(self._name(bucket))
+        if payload is None:
+            return
+        checksum, newline, data = payload.partition(b"\n")
+        if not newline or checksum != bucket.checksum.encode():
+            return
+        try:
+            code = marshal.loads(data)
+        except (EOFError, ValueError, TypeError):
+            return
+        if isinstance(code, types.CodeType):
+            bucket.code = code
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        usercache.write(self._name(bucket), bucket.checksum.encode() + b"\n" + marshal.dumps(bucket.code))
+
+
 def make_environment(folder: Path) -> jinja2.Environment:
     """A Jinja environment: user templates over packaged ones, strict, autoescaping HTML."""
     loader = jinja2.ChoiceLoader(
@@ -216,6 +303,7 @@ def make_environment(folder: Path) -> jinja2.Environment:
         autoescape=_autoescape,
         keep_trailing_newline=True,
         auto_reload=True,
+        bytecode_cache=_TemplateCache(),
     )
     env.filters["wrap"] = wrap
     env.filters["cite"] = cite_html
