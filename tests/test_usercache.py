@@ -76,6 +76,16 @@ def test_cold_then_warm_cache_give_the_golden_bytes_and_the_warm_one_computes_no
     assert render(golden_folder, cache) == expected()
 
 
+def test_with_a_warm_cache_premailer_and_cssutils_are_not_imported(golden_folder: Path, tmp_path: Path) -> None:
+    # importing them was a fifth of a build with a warm cache
+    code = RENDER.replace("sys.stdout.buffer.write(", "print(sorted({m.split('.')[0] for m in sys.modules} & {'premailer', 'cssutils', 'cssselect'})) or (")
+    cache = tmp_path / "cache"
+    env = {**os.environ, usercache.ENV_VARIABLE: str(cache)}
+    imported = [subprocess.run([sys.executable, "-c", code, str(golden_folder), "-"], env=env, capture_output=True, text=True,
+                               check=True).stdout for _ in range(2)]
+    assert imported == ["['cssselect', 'cssutils', 'premailer']\n", "[]\n"]
+
+
 def damaged(data: bytes) -> dict[str, bytes]:
     """Ways a cache file can be wrong, given one good file's bytes."""
     header, _, payload = data.partition(b"\n")

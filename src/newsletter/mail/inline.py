@@ -1,7 +1,7 @@
 """Inline the email's CSS into style attributes: premailer, with what it does on every call cached.
 
-premailer is the inliner; ``CachingPremailer`` runs the same steps in the same
-order with the options ``PREMAILER_OPTIONS`` fixes, and differs only in what it
+premailer is the inliner; ``inline_css`` runs the same steps in the same order
+with the options ``PREMAILER_OPTIONS`` fixes, and differs only in what it
 remembers between calls, so its output is byte-identical (tests/test_render.py
 compares it with plain premailer).  Hand-written for speed (issue 15):
 
@@ -25,18 +25,20 @@ compares it with plain premailer).  Hand-written for speed (issue 15):
   rules it matched) kept per distinct input, like the parsed styles above.
   tests/test_render.py checks both against premailer on random documents.
 - what it derives from text alone (each ``<style>`` block's rules and
-  left-over CSS, each selector's XPath, each declaration list's pairs) is
-  also kept in the user's cache (``newsletter.mail.usercache``, one JSON file named
-  after the versions of premailer, cssutils, cssselect, lxml, the package and
-  this module's source), because a fresh process spent a third of a
-  ``newsletter build`` on it, the same work every time; it is read once,
-  written back when something new was derived, and ignored when unreadable.
+  left-over CSS, each selector's XPath, each declaration list's pairs, each
+  merged style) is also kept in the user's cache (``newsletter.mail.usercache``,
+  one JSON file named after the versions of premailer, cssutils, cssselect,
+  lxml, the package and this module's source), because a fresh process spent
+  a third of a ``newsletter build`` on it, the same work every time; it is
+  read once, written back when something new was derived, and ignored when
+  unreadable.  premailer and cssutils are imported only to derive something
+  not found there (a fifth of a build with a warm cache was their import), so
+  the few steps of premailer's ``transform`` that run on every call are
+  written out here, its constants and defaults copied (``_FILTER_PSEUDOSELECTORS``,
+  ``_ATTRIBUTE_NAME``; tests/test_render.py checks them against premailer's).
 - importing premailer imports ``requests`` (and cssutils ``urllib.request``
   and ``importlib.metadata``), used only to fetch remote stylesheets, which
   ``allow_network=False`` never does: they are imported lazily, on first use.
-
-Options other than ``PREMAILER_OPTIONS``' (network, extra CSS, link rewriting,
-...) fall back to premailer's own ``transform``.
 """
 
 from __future__ import annotations
@@ -75,13 +77,7 @@ def _import_lazily(name: str) -> None:
         setattr(importlib.import_module(parent), child, module)
 
 
-for _name in ("requests", "urllib.request", "importlib.metadata"):
-    _import_lazily(_name)
-
-import cssutils  # noqa: E402  (after the lazy imports above)
-import premailer  # noqa: E402
 from lxml import etree  # noqa: E402
-from lxml.cssselect import CSSSelector  # noqa: E402
 
 from newsletter import __version__  # noqa: E402
 from newsletter.mail import usercache  # noqa: E402
@@ -97,17 +93,56 @@ PREMAILER_OPTIONS: dict[str, Any] = {
     "cssutils_logging_level": logging.CRITICAL,
     "disable_link_rewrites": True,
 }
+# premailer's, for the steps written out here (checked against premailer by tests/test_render.py)
+_FILTER_PSEUDOSELECTORS = [":last-child", ":first-child", ":nth-child"]
+_ATTRIBUTE_NAME = "data-premailer"
 _STYLE_CACHE_SIZE = 64
 _CACHE_SIZE = 4096  # distinct selectors / inline styles kept; cleared when full
 
 
-def _bounded(cache: dict, key: Any, make: Callable[[], Any]) -> Any:
+def _bounded(cache: dict, key: Any, make: Callable[[], Any], size: int = _CACHE_SIZE) -> Any:
     found = cache.get(key)
     if found is None:
-        if len(cache) >= _CACHE_SIZE:  # a long preview session editing the templates
+        if len(cache) >= size:  # a long preview session editing the templates
             cache.clear()
         found = cache[key] = make()
     return found
+
+
+_premailer: Any = None
+
+
+def _premailer_module() -> Any:
+    """premailer (and with it cssutils), imported on the first thing the caches do not know."""
+    global _premailer
+    if _premailer is None:
+        for name in ("requests", "urllib.request", "importlib.metadata"):
+            _import_lazily(name)
+        import premailer
+
+        _premailer = premailer
+    return _premailer
+
+
+_steps: Any = None
+
+
+def _premailer_steps() -> Any:
+    """A premailer with ``PREMAILER_OPTIONS``, whose steps derive what the caches lack."""
+    global _steps
+    if _steps is None:
+        _steps = _premailer_module().Premailer("", **PREMAILER_OPTIONS)
+    return _steps
+
+
+def _parse_style(text: str) -> Any:
+    """cssutils' parse of a declaration list, without validation; under premailer's lock
+    (its issue #65: cssutils is not thread-safe)."""
+    premailer = _premailer_module()
+    import cssutils
+
+    with premailer.merge_style.csstext_to_pairs._lock:
+        return cssutils.parseStyle(text, validate=False)
 
 
 _selectors: dict[str, etree.XPath] = {}
@@ -116,24 +151,37 @@ _xpaths: dict[str, str] = {}
 _pairs: dict[str, list[tuple[str, str]]] = {}
 _floats: dict[str, str] = {}
 _style_blocks: dict[str, tuple[list[tuple[tuple[int, ...], str, str]], str | None]] = {}
-_derived = {"xpaths": _xpaths, "pairs": _pairs, "floats": _floats, "styles": _style_blocks}
+_merges: dict[tuple[str, tuple[tuple[str, str], ...], bool], tuple[str, list[tuple[str, str]]]] = {}
 _loaded = False
 _new = False  # something derived since the cache was read
 
 
-def _derive(cache: dict, key: str, make: Callable[[], Any]) -> Any:
+def _derive(cache: dict, key: Any, make: Callable[[], Any], size: int = _CACHE_SIZE) -> Any:
     """``_bounded``, noting when something new was derived (so the user's cache is written)."""
     global _new
     found = cache.get(key)
     if found is None:
-        found = _bounded(cache, key, make)
+        found = _bounded(cache, key, make, size)
         _new = True
     return found
 
 
 def _select(selector: str) -> etree.XPath:
     """A compiled selector (cssselect translates it to XPath: the costly part, kept)."""
-    return _bounded(_selectors, selector, lambda: etree.XPath(_derive(_xpaths, selector, lambda: CSSSelector(selector).path)))
+
+    def compile_() -> etree.XPath:
+        path = _derive(_xpaths, selector, lambda: _css_to_xpath(selector))
+        if "__lxml_internal_css:" in path:  # :contains(): a function lxml.cssselect registers
+            import lxml.cssselect  # noqa: F401
+        return etree.XPath(path)
+
+    return _bounded(_selectors, selector, compile_)
+
+
+def _css_to_xpath(selector: str) -> str:
+    from lxml.cssselect import CSSSelector
+
+    return CSSSelector(selector).path
 
 
 def _format_value(prop: Any) -> str:
@@ -145,22 +193,16 @@ def csstext_to_pairs(csstext: str) -> list[tuple[str, str]]:
     """premailer's ``merge_style.csstext_to_pairs``: the (name, value) pairs of a declaration list."""
 
     def parse() -> list[tuple[str, str]]:
-        with _CSSUTILS_LOCK:
-            return [(prop.name.strip(), _format_value(prop)) for prop in cssutils.parseStyle(csstext, validate=False)]
+        return [(prop.name.strip(), _format_value(prop)) for prop in _parse_style(csstext)]
 
     return _derive(_pairs, csstext, parse)
 
 
 def _float_of(style: str) -> str:
     def parse() -> str:
-        with _CSSUTILS_LOCK:
-            return cssutils.parseStyle(style, validate=False).float
+        return _parse_style(style).float
 
     return _derive(_floats, style, parse)
-
-
-# premailer serialises cssutils use with a lock (its issue #65); share it.
-_CSSUTILS_LOCK = premailer.merge_style.csstext_to_pairs._lock
 
 
 def merge_styles(inline_style: str, new_styles: list, classes: list, remove_unset_properties: bool = False) -> str:
@@ -294,10 +336,6 @@ class _Index:
         return found if within is None else [element for element in found if element in within]
 
 
-_merges: dict[tuple[str, tuple[tuple[str, str], ...], bool], tuple[str, list[tuple[str, str]]]] = {}
-_ATTRIBUTE_PROBE = premailer.Premailer("", disable_basic_attributes=[])
-
-
 def _merged(inline_style: str, matched: tuple[tuple[str, str], ...], remove_unset: bool) -> tuple[str, list[tuple[str, str]]]:
     """An element's style attribute after the rules it matches ((style, pseudo-class) in order), and
     the HTML attributes (width, bgcolor, ...) premailer derives from it: strings in, strings out,
@@ -307,121 +345,89 @@ def _merged(inline_style: str, matched: tuple[tuple[str, str], ...], remove_unse
         final_style = merge_styles(inline_style, [csstext_to_pairs(style) for style, _ in matched], [c for _, c in matched],
                                    remove_unset_properties=remove_unset)
         probe = etree.Element("probe")
-        _ATTRIBUTE_PROBE._style_to_basic_html_attributes(probe, final_style, force=True)
+        _premailer_steps()._style_to_basic_html_attributes(probe, final_style, force=True)
         return final_style, list(probe.attrib.items())
 
-    return _bounded(_merges, (inline_style, matched, remove_unset), merge)
+    return _derive(_merges, (inline_style, matched, remove_unset), merge)
 
 
-class CachingPremailer(premailer.Premailer):
-    """premailer, remembering what it made of each ``<style>`` block, selector and inline style."""
+def _style_block(css_body: str, index: int) -> tuple[list, str | None]:
+    """What the inliner needs of one ``<style>`` block: its rules, and the CSS left in the block
+    (media queries, pseudo-classes), None when nothing is left and the block goes."""
 
-    _rules: dict[tuple[str, int], tuple[list, list]] = {}
-    _leftover_css: dict[int, tuple[list, str]] = {}
+    def derive() -> tuple[list, str | None]:
+        steps = _premailer_steps()
+        rules, leftover = steps._parse_style_rules(css_body, index)
+        return list(rules), steps._css_rules_to_string(leftover) if leftover else None
 
-    def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[list, list]:
-        key = (css_body, ruleset_index)
-        found = self._rules.get(key)
-        if found is None:
-            if len(self._rules) >= _STYLE_CACHE_SIZE:  # e.g. a long preview session editing the CSS
-                self._rules.clear()
-                self._leftover_css.clear()
-            found = self._rules[key] = super()._parse_style_rules(css_body, ruleset_index)
-        return found
+    return _derive(_style_blocks, f"{index}\n{css_body}", derive, _STYLE_CACHE_SIZE)
 
-    def _css_rules_to_string(self, rules: list) -> str:
-        # keyed by identity: these lists are the cached ones above, kept alive here with their text
-        found = self._leftover_css.get(id(rules))
-        if found is None or found[0] is not rules:
-            found = self._leftover_css[id(rules)] = (rules, super()._css_rules_to_string(rules))
-        return found[1]
 
-    def _style_block(self, css_body: str, index: int) -> tuple[list, str | None]:
-        """What ``transform`` needs of one ``<style>`` block: its rules, and the CSS left in the
-        block (media queries, pseudo-classes), None when nothing is left and the block goes."""
+def _transform(html: str, pretty_print: bool = True) -> str:
+    """premailer's ``transform`` with ``PREMAILER_OPTIONS``: the HTML with its ``<style>`` rules
+    moved into style attributes."""
+    stripped = html.strip()
+    tree = etree.fromstring(stripped, etree.HTMLParser()).getroottree()
+    page = tree.getroot()
+    root = tree if stripped.startswith(tree.docinfo.doctype) else page  # lxml adds a doctype
+    if next(page.iter("head"), None) is None:
+        _select("body")(tree)[0].getparent().insert(0, etree.Element("head"))
 
-        def derive() -> tuple[list, str | None]:
-            rules, leftover = self._parse_style_rules(css_body, index)
-            return list(rules), self._css_rules_to_string(leftover) if leftover else None
+    rules: list = []
+    for index, element in enumerate([e for e in page.iter("style") if _applies(e)]):
+        these_rules, leftover_css = _style_block(element.text, index)
+        rules.extend(these_rules)
+        if leftover_css is not None:
+            element.text = leftover_css
+        else:
+            element.getparent().remove(element)
+    rules.sort(key=operator.itemgetter(0))  # (specificity, selector, style): most specific last
 
-        return _derive(_style_blocks, f"{index}\n{css_body}", derive)
+    found = _Index(page)
+    elements: dict[int, tuple[Any, list[tuple[str, str]]]] = {}
+    for _, selector, style in rules:
+        new_selector, class_ = selector, ""
+        if ":" in selector:
+            new_selector, class_ = selector.split(":", 1)
+            class_ = ":" + class_
+        if class_ in _FILTER_PSEUDOSELECTORS or class_.startswith(":nth-child"):
+            class_ = ""
+        else:
+            selector = new_selector
+        for item in found.select(selector):
+            entry = elements.get(id(item))
+            if entry is None:
+                entry = elements[id(item)] = (item, [])
+            entry[1].append((style, class_))
+    for item, matched in elements.values():
+        # premailer's defaults: remove_unset_properties, no disable_basic_attributes
+        final_style, attributes = _merged(item.get("style", ""), tuple(matched), True)
+        if final_style:
+            item.attrib["style"] = final_style
+        for name, value in attributes:  # premailer's _style_to_basic_html_attributes(force=True)
+            item.attrib[name] = value
 
-    def _fast_path(self, html: Any, kwargs: dict) -> bool:
-        """Whether these options are the ones the steps below implement (else premailer's own)."""
-        return (
-            html is None and isinstance(self.html, str) and not kwargs and self.method == "html"
-            and not (self.preserve_handlebar_syntax or self.keep_style_tags or self.strip_important or self.disable_leftover_css
-                     or self.allow_network or self.external_styles or self.css_text or self.remove_classes
-                     or self.capitalize_float_margin or (self.base_url and not self.disable_link_rewrites))
-        )
+    # premailer's default align_floating_images: Outlook understands align=, not CSS floats
+    for item in page.iter("img"):
+        style = item.get("style")
+        side = _float_of(style) if style is not None else None
+        if side in ("right", "left"):
+            item.attrib["align"] = side
+    return etree.tostring(root, method="html", pretty_print=pretty_print, encoding="utf-8").decode("utf-8")
 
-    def transform(self, html: Any = None, pretty_print: bool = True, **kwargs: Any) -> Any:
-        """premailer's ``transform``: the HTML with its ``<style>`` rules moved into style attributes."""
-        if not self._fast_path(html, kwargs):
-            return super().transform(html, pretty_print, **kwargs)
-        stripped = self.html.strip()
-        tree = etree.fromstring(stripped, etree.HTMLParser()).getroottree()
-        page = tree.getroot()
-        root = tree if stripped.startswith(tree.docinfo.doctype) else page  # lxml adds a doctype
-        if next(page.iter("head"), None) is None:
-            _select("body")(tree)[0].getparent().insert(0, etree.Element("head"))
 
-        rules: list = []
-        for index, element in enumerate([e for e in page.iter("style") if self._applies(e)]):
-            these_rules, leftover_css = self._style_block(element.text, index)
-            rules.extend(these_rules)
-            if leftover_css is not None:
-                element.text = leftover_css
-            else:
-                element.getparent().remove(element)
-        rules.sort(key=operator.itemgetter(0))  # (specificity, selector, style): most specific last
-
-        found = _Index(page)
-        elements: dict[int, tuple[Any, list[tuple[str, str]]]] = {}
-        for _, selector, style in rules:
-            new_selector, class_ = selector, ""
-            if ":" in selector:
-                new_selector, class_ = selector.split(":", 1)
-                class_ = ":" + class_
-            if class_ in premailer.premailer.FILTER_PSEUDOSELECTORS or class_.startswith(":nth-child"):
-                class_ = ""
-            else:
-                selector = new_selector
-            for item in found.select(selector):
-                entry = elements.get(id(item))
-                if entry is None:
-                    entry = elements[id(item)] = (item, [])
-                entry[1].append((style, class_))
-        unset = self.remove_unset_properties
-        disabled = self.disable_basic_attributes
-        for item, matched in elements.values():
-            final_style, attributes = _merged(item.get("style", ""), tuple(matched), unset)
-            if final_style:
-                item.attrib["style"] = final_style
-            for name, value in attributes:  # premailer's _style_to_basic_html_attributes(force=True)
-                if name not in disabled:
-                    item.attrib[name] = value
-
-        if self.align_floating_images:  # Outlook understands align=, not CSS floats
-            for item in page.iter("img"):
-                style = item.get("style")
-                side = _float_of(style) if style is not None else None
-                if side in ("right", "left"):
-                    item.attrib["align"] = side
-        return etree.tostring(root, method="html", pretty_print=pretty_print, encoding="utf-8").decode("utf-8")
-
-    def _applies(self, element: Any) -> bool:
-        """Whether a ``<style>`` element is inlined (premailer's media and data-premailer checks)."""
-        media = element.attrib.get("media")
-        if media and media not in ("all", "screen"):
+def _applies(element: Any) -> bool:
+    """Whether a ``<style>`` element is inlined (premailer's media and data-premailer checks)."""
+    media = element.attrib.get("media")
+    if media and media not in ("all", "screen"):
+        return False
+    data_attribute = element.attrib.get(_ATTRIBUTE_NAME)
+    if data_attribute:
+        if data_attribute == "ignore":
+            del element.attrib[_ATTRIBUTE_NAME]
             return False
-        data_attribute = element.attrib.get(self.attribute_name)
-        if data_attribute:
-            if data_attribute == "ignore":
-                del element.attrib[self.attribute_name]
-                return False
-            warnings.warn("Unrecognized %s attribute (%r)" % (self.attribute_name, data_attribute))
-        return True
+        warnings.warn("Unrecognized %s attribute (%r)" % (_ATTRIBUTE_NAME, data_attribute))
+    return True
 
 
 _name: str | None = None
@@ -448,16 +454,21 @@ def _load_derived() -> None:
         return
     try:
         data = json.loads(payload)
-        xpaths = {k: v for k, v in data["xpaths"].items() if isinstance(v, str)}
+        xpaths, floats = dict(data["xpaths"]), dict(data["floats"])
         pairs = {k: [(name, value) for name, value in v] for k, v in data["pairs"].items()}
-        floats = {k: v for k, v in data["floats"].items() if isinstance(v, str)}
         blocks = {k: ([(tuple(spec), selector, bulk) for spec, selector, bulk in rules], leftover)
                   for k, (rules, leftover) in data["styles"].items()}
-        if not all(isinstance(x, str) for v in pairs.values() for pair in v for x in pair) or not all(
-            isinstance(leftover, (str, type(None))) and all(isinstance(n, int) for rule in rules for n in rule[0])
-            and all(isinstance(rule[1], str) and isinstance(rule[2], str) for rule in rules)
-            for rules, leftover in blocks.values()
-        ):
+        merges = {(style, tuple((text, class_) for text, class_ in matched), unset): (final, [(n, v) for n, v in attributes])
+                  for style, matched, unset, final, attributes in data["merges"]}
+        texts = [*xpaths.values(), *floats.values(), *(x for v in pairs.values() for pair in v for x in pair)]
+        for rules, leftover in blocks.values():
+            texts.extend(x for _, selector, bulk in rules for x in (selector, bulk))
+            texts.append("" if leftover is None else leftover)
+        for (style, matched, unset), (final, attributes) in merges.items():
+            texts.extend((style, final, *(x for pair in matched for x in pair), *(x for pair in attributes for x in pair)))
+        if not (all(isinstance(x, str) for x in texts)
+                and all(type(n) is int for rules, _ in blocks.values() for rule in rules for n in rule[0])
+                and all(type(unset) is bool for _, _, unset in merges)):
             return
     except (ValueError, TypeError, KeyError, AttributeError):
         return
@@ -465,6 +476,7 @@ def _load_derived() -> None:
     _pairs.update(pairs)
     _floats.update(floats)
     _style_blocks.update(blocks)
+    _merges.update(merges)
     _new = False
 
 
@@ -472,7 +484,10 @@ def _save_derived() -> None:
     """Write what is known to the user's cache (after something new was derived)."""
     global _new
     _new = False
-    data = {name: dict(cache) for name, cache in _derived.items()}  # copies: another thread may add
+    data = {  # copies first: another thread (the preview server's) may be adding
+        "xpaths": dict(_xpaths), "pairs": dict(_pairs), "floats": dict(_floats), "styles": dict(_style_blocks),
+        "merges": [[style, matched, unset, final, attributes] for (style, matched, unset), (final, attributes) in list(_merges.items())],
+    }
     usercache.write(_cache_name(), json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
@@ -480,7 +495,7 @@ def inline_css(html: str) -> str:
     """The HTML with its CSS inlined by premailer (``PREMAILER_OPTIONS``)."""
     if not _loaded:
         _load_derived()
-    out = CachingPremailer(html, **PREMAILER_OPTIONS).transform()
+    out = _transform(html)
     if _new:
         _save_derived()
     return out
