@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsletter.errors import NewsletterError
 from newsletter.delivery.ledger import Ledger, RunLock, write_new
@@ -169,3 +171,26 @@ def test_outcomes_in_the_hand_over_log_survive_a_kill_before_the_flush(tmp_path:
         rows = {r.address: (r.state, r.last_reply) for r in ledger.rows()}
     assert rows["a@x.org"] == ("sent", "250 ok\nqueued") and rows["b@x.org"] == ("failed", "550 no such user")
     assert rows["c@x.org"][0] == "uncertain" and rows["d@x.org"][0] == "pending"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.none(), st.text()))
+def test_hand_over_log_writes_replies_as_json_dumps_does(reply) -> None:
+    # the log line's reply comes from the json module's C encoder; the recovery reads it with json.loads
+    import json
+
+    from newsletter.delivery.ledger import _json_text
+
+    assert _json_text(reply) == json.dumps(reply).encode("ascii")
+
+
+def test_now_is_utc_iso_seconds_and_current() -> None:
+    from datetime import datetime, timezone
+
+    from newsletter.delivery.ledger import now
+
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    stamp = now()
+    after = datetime.now(timezone.utc)
+    assert stamp.endswith("+00:00") and len(stamp) == len("2026-12-02T08:00:00+00:00")
+    assert before <= datetime.fromisoformat(stamp) <= after

@@ -179,3 +179,21 @@ def test_greeting_needs_wrapping_only_when_longer_than_a_line(name: str | None) 
 
     greeting = greeting_for(name)
     assert greeting_text(greeting) == wrap(greeting)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=16, max_size=16))
+def test_message_id_is_a_uuid4_hex(random16: bytes) -> None:
+    # the batch of Message-IDs sets the version and variant bits as uuid does
+    import uuid
+
+    from newsletter.mail.personalise import uuid4_hex
+
+    assert uuid4_hex(bytearray(random16)) == uuid.UUID(bytes=random16, version=4).hex
+
+
+def test_message_ids_are_new_each_time(parts) -> None:
+    *_, personaliser = parts
+    ids = personaliser.make_message_ids(50) + [personaliser.make_message_id() for _ in range(50)]
+    assert len(set(ids)) == 100
+    assert all(len(i) == len("<" + "0" * 32 + "@example.org>") and i.endswith("@example.org>") and i[13] == "4" for i in ids)

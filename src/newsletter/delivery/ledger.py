@@ -36,10 +36,12 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Iterable, Iterator
 
 from newsletter.errors import NewsletterError
@@ -70,9 +72,19 @@ CREATE INDEX IF NOT EXISTS recipients_state ON recipients (state, id);
 """
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def now() -> str:
-    """ISO-8601 UTC with seconds, as stored in updated_at and in reports."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    """ISO-8601 UTC with seconds, as stored in updated_at and in reports.
+
+    Formatted once a second: every result of a send stamps its row, thousands a second.
+    """
+    global _last_second
+    second = int(time.time())
+    if second != _last_second[0]:
+        _last_second = (second, datetime.fromtimestamp(second, timezone.utc).isoformat(timespec="seconds"))
+    return _last_second[1]
 
 
 def boot_id() -> str | None:
@@ -105,6 +117,11 @@ class Row:
     def fields(self) -> dict[str, str]:
         """The merge-field columns this recipient had in the subscriber list."""
         return json.loads(self.fields_json) if self.fields_json else {}
+
+
+def _json_text(reply: str | None) -> bytes:
+    """``json.dumps(reply)`` as bytes, through the json module's C string encoder (once per result)."""
+    return b"null" if reply is None else encode_basestring_ascii(reply).encode("ascii")
 
 
 _ROW_COLUMNS = "id, address, name, state, attempts, last_reply, updated_at, message_id, fields"
@@ -440,7 +457,7 @@ class Ledger:
         assert state in STATES and state != "sending"
         if self._handed_fd is not None:  # known now even if the process is killed before the flush
             try:
-                os.write(self._handed_fd, b"%d %s %s\n" % (row_id, state.encode("ascii"), json.dumps(reply).encode("ascii")))
+                os.write(self._handed_fd, b"%d %s %s\n" % (row_id, state.encode("ascii"), _json_text(reply)))
             except OSError:
                 pass  # a full disk: the database below is then the only record, as before this log kept outcomes
         self._group_commit(

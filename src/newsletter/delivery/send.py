@@ -513,7 +513,8 @@ class _Queue:
     def done(self) -> None:
         with self.cond:
             self.in_flight -= 1
-            self.cond.notify_all()
+            if not self.in_flight:  # the only change a waiting take() acts on (the last one out ends the run)
+                self.cond.notify_all()
 
     def retry(self, row: Row, tries: int, delay: float) -> None:
         with self.cond:
@@ -643,7 +644,8 @@ class _Run:
             taken.append(more)
         with self.lock:
             self.claimed += len(taken)
-        claimed = [(row, tries, self.plan.personaliser.make_message_id()) for row, tries in taken]
+        message_ids = self.plan.personaliser.make_message_ids(len(taken))
+        claimed = [(row, tries, message_id) for (row, tries), message_id in zip(taken, message_ids)]
         try:
             self.ledger.claim([(row.id, message_id) for row, _, message_id in claimed])
         except BaseException:
