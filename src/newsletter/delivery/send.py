@@ -900,13 +900,15 @@ def _archive(plan: Plan, report: SendReport) -> str:
 
 def _refresh_site(plan: Plan) -> str | None:
     """Rebuild site/ once the issue is archived, so the web archive is not left stale; say where it is."""
-    from newsletter.publish.site import DEFAULT_SITE_DIR, build_site
+    from newsletter.publish import DEFAULT_SITE_DIR
 
     target = plan.folder / DEFAULT_SITE_DIR
     if not target.exists():
         return None if plan.options.no_site else f"no web archive yet: `newsletter site` writes one into {DEFAULT_SITE_DIR}/"
     if plan.options.no_site:
         return f"{DEFAULT_SITE_DIR}/ not rebuilt (--no-site); `newsletter site` rebuilds it"
+    from newsletter.publish.site import build_site  # only now: the site builder is a tenth of a send's imports
+
     try:
         result = build_site(plan.folder)
     except NewsletterError as exc:

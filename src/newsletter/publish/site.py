@@ -24,6 +24,7 @@ from xml.etree import ElementTree as ET
 import jinja2
 from markupsafe import Markup, escape
 
+from newsletter.publish import DEFAULT_SITE_DIR
 from newsletter.publish.archive import archived_months, archived_state, check_archived_issue
 from newsletter.atomicdir import replace_directory, temp_dir_beside
 from newsletter.content.config import load_config
@@ -32,7 +33,6 @@ from newsletter.content.load import check_issue, display_path, issue_paths
 from newsletter.content.model import Article, Config, Issue, slugify
 from newsletter.mail.render import cite_html, make_environment, render_template
 
-DEFAULT_SITE_DIR = "site"
 MARKER = ".newsletter-site"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 STATIC_FILES = ("site/site.css", "site/filter.js")
