@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,21 @@ def test_a_target_published_meanwhile_by_another_run_is_replaced(tmp_path: Path,
     replace_directory(new, target)
     assert sorted(os.listdir(target)) == ["mine"]
     assert os.listdir(tmp_path) == ["2026-11"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="renameat2 is Linux's")
+def test_the_exchange_swaps_in_one_call_without_starting_a_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ctypes.util.find_library("c") ran `ldconfig -p` in a child process on every build that replaced an earlier one
+    import subprocess
+
+    def no_child(*args, **kwargs):
+        raise AssertionError(f"a child process was started: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_child)
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "f").write_text("from a")
+    (b / "f").write_text("from b")
+    assert atomicdir._exchange(a, b) is True
+    assert (a / "f").read_text() == "from b" and (b / "f").read_text() == "from a"

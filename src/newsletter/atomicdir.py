@@ -2,13 +2,14 @@
 
 Readers see the old directory or the new one, never a mixture.  On Linux the
 swap is one ``renameat2(RENAME_EXCHANGE)`` call; elsewhere it falls back to two
-renames (the old tree is moved aside first, so nothing is ever lost).
+renames (the old tree is moved aside first, so nothing is ever lost).  libc is
+reached through the process's own symbols (``ctypes.CDLL(None)``), not
+``ctypes.util.find_library``, which runs ``ldconfig -p`` in a child process: that
+was in every ``newsletter build`` that replaced an earlier build.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 import shutil
@@ -47,13 +48,11 @@ def fsync_tree(directory: Path) -> None:
 
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths; False if the platform cannot."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return False
+    import ctypes  # here: most commands never swap
+
     try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError, TypeError):  # no renameat2 (old glibc, not Linux), no dlopen(NULL)
         return False
     renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
