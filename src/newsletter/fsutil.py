@@ -89,11 +89,10 @@ def _unlink_quietly(name: str) -> None:
 
 def display_path(path: Path, folder: Path | None = None) -> str:
     """A path as the user would type it: relative to the folder or cwd when possible."""
-    for base in (folder, Path.cwd()):
-        if base is None:
-            continue
-        try:
-            return str(path.resolve().relative_to(base.resolve()))
+    resolved = path.resolve()
+    for base in (folder, None) if folder is not None else (None,):
+        try:  # the working directory only when the folder does not do (it costs a getcwd and a resolve)
+            return str(resolved.relative_to((Path.cwd() if base is None else base).resolve()))
         except ValueError:
             continue
     return str(path)

@@ -94,21 +94,23 @@ class MergeFields:
 _CHECKED: "weakref.WeakKeyDictionary[jinja2.Template, tuple[list[tuple[int, str]], list[str]]]" = weakref.WeakKeyDictionary()
 
 
-def check_merge_fields(env: jinja2.Environment, entry_templates: tuple[str, ...]) -> None:
+def check_merge_fields(env: jinja2.Environment, entry_templates: tuple[str | jinja2.Template, ...]) -> None:
     """Refuse ``subscriber`` used other than as a bare ``{{ subscriber.column }}``.
 
     Values are filled in per recipient after rendering, so a filter, a test or
     an ``{% if %}`` on a merge field would see the placeholder, not the value:
     wrong for every reader, and silently.  Checked on the template's syntax tree,
     following includes, in every mode, so the author learns it while previewing.
+    An entry may be given as the template just rendered (not fetched, and checked, again).
     """
     todo, seen = list(entry_templates), set()
     while todo:
-        name = todo.pop()
+        entry = todo.pop()
+        name = entry if isinstance(entry, str) else entry.name
         if name in seen:
             continue
         seen.add(name)
-        template = env.get_template(name)
+        template = env.get_template(name) if isinstance(entry, str) else entry
         found = _CHECKED.get(template)
         if found is None:
             found = _CHECKED[template] = _syntax_facts(env, name)
@@ -376,13 +378,15 @@ class Renderer:
             "unsubscribe_email": self.config.unsubscribe_email,
             "view_url": self.config.issue_url(issue.month),
         }
-        mjml_source = self._render_template(HTML_TEMPLATE, context)
+        rendered: list[jinja2.Template] = []
+        mjml_source = self._render_template(HTML_TEMPLATE, context, rendered)
         refs = _References()
         text = self._render_template(
             TEXT_TEMPLATE,
             {**context, "ref": refs.ref, "references": refs.listing, "has_references": lambda: bool(refs.urls)},
+            rendered,
         )
-        check_merge_fields(self.env, (HTML_TEMPLATE, TEXT_TEMPLATE))
+        check_merge_fields(self.env, tuple(rendered))
         html = self._inline(self._compile_mjml(mjml_source))
         text = _tidy_text(text)
         check_footer(html, text, context["unsubscribe_url"], self.config.postal_address)
@@ -394,9 +398,13 @@ class Renderer:
             return self.config.unsubscribe_url
         return f"mailto:{self.config.unsubscribe_email}?subject=unsubscribe"
 
-    def _render_template(self, name: str, context: dict[str, Any]) -> str:
+    def _render_template(self, name: str, context: dict[str, Any], rendered: list[jinja2.Template] | None = None) -> str:
+        """The template ``name`` rendered, appended to ``rendered`` if given; Jinja's errors as TemplateError."""
         try:
-            return self.env.get_template(name).render(context)
+            template = self.env.get_template(name)
+            if rendered is not None:
+                rendered.append(template)
+            return template.render(context)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(
                 f"template syntax error: {exc.message}",
