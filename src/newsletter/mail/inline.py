@@ -269,31 +269,60 @@ def _plan(selector: str) -> _Plan | None:
     return found  # type: ignore[return-value]
 
 
+_class_sets: dict[str, frozenset[str]] = {}
+
+
 def _class_names(value: str) -> frozenset[str]:
-    if value.isascii() and value.isprintable():  # no tabs or newlines, nor str.split's other spaces
-        return frozenset(value.split(" "))
-    return frozenset(_XPATH_SPACE.split(value))
+    """The names in a class attribute, split where XPath's normalize-space splits (kept per value)."""
+    known = _class_sets.get(value)
+    if known is not None:
+        return known
+
+    def split() -> frozenset[str]:
+        if value.isascii() and value.isprintable():  # no tabs or newlines, nor str.split's other spaces
+            return frozenset(value.split(" "))
+        return frozenset(_XPATH_SPACE.split(value))
+
+    return _bounded(_class_sets, value, split)
 
 
 class _Index:
-    """One document's elements by tag, id and class, in document order, for ``_plan``'s selectors."""
+    """One document's elements by class and id (and, when asked, by tag), in document order,
+    for ``_plan``'s selectors."""
 
     def __init__(self, page: Any) -> None:
         self.page = page
-        self.by_tag: dict[str, list[Any]] = {}
-        self.by_id: dict[str, list[Any]] = {}
+        self._by_tag: dict[str, list[Any]] = {}
+        self._by_id: dict[str, list[Any]] = {}
         self.by_class: dict[str, list[Any]] = {}
         self.classes: dict[Any, frozenset[str]] = {}
+        by_class, by_id, classes = self.by_class, self._by_id, self.classes
         for element in page.iter(etree.Element):
-            self.by_tag.setdefault(element.tag, []).append(element)
-            ident = element.get("id")
-            if ident is not None:
-                self.by_id.setdefault(ident, []).append(element)
             value = element.get("class")
             if value:
-                names = self.classes[element] = _class_names(value)
+                names = classes[element] = _class_names(value)
                 for name in names:
-                    self.by_class.setdefault(name, []).append(element)
+                    found = by_class.get(name)
+                    if found is None:
+                        by_class[name] = [element]
+                    else:
+                        found.append(element)
+            ident = element.get("id")
+            if ident is not None:
+                found = by_id.get(ident)
+                if found is None:
+                    by_id[ident] = [element]
+                else:
+                    found.append(element)
+
+    def by_tag(self, tag: str) -> list[Any]:
+        found = self._by_tag.get(tag)
+        if found is None:
+            found = self._by_tag[tag] = list(self.page.iter(tag))
+        return found
+
+    def by_id(self, ident: str) -> list[Any]:
+        return self._by_id.get(ident, [])
 
     def _matches(self, element: Any, compound: tuple[str | None, tuple[str, ...], frozenset[str]]) -> bool:
         tag, ids, classes = compound
@@ -307,11 +336,11 @@ class _Index:
         """The elements one compound selector matches, in document order."""
         tag, ids, classes = compound
         if ids:
-            candidates = self.by_id.get(ids[0], ())
+            candidates = self.by_id(ids[0])
         elif classes:
             candidates = min((self.by_class.get(name, ()) for name in classes), key=len)
         elif tag is not None:
-            return self.by_tag.get(tag, [])
+            return self.by_tag(tag)
         else:
             return []
         matches = self._matches
@@ -340,6 +369,10 @@ def _merged(inline_style: str, matched: tuple[tuple[str, str], ...], remove_unse
     """An element's style attribute after the rules it matches ((style, pseudo-class) in order), and
     the HTML attributes (width, bgcolor, ...) premailer derives from it: strings in, strings out,
     the same for every element of the templates that has this inline style and these rules."""
+    key = (inline_style, matched, remove_unset)
+    known = _merges.get(key)
+    if known is not None:
+        return known
 
     def merge() -> tuple[str, list[tuple[str, str]]]:
         final_style = merge_styles(inline_style, [csstext_to_pairs(style) for style, _ in matched], [c for _, c in matched],
@@ -348,7 +381,7 @@ def _merged(inline_style: str, matched: tuple[tuple[str, str], ...], remove_unse
         _premailer_steps()._style_to_basic_html_attributes(probe, final_style, force=True)
         return final_style, list(probe.attrib.items())
 
-    return _derive(_merges, (inline_style, matched, remove_unset), merge)
+    return _derive(_merges, key, merge)
 
 
 def _style_block(css_body: str, index: int) -> tuple[list, str | None]:
@@ -363,6 +396,36 @@ def _style_block(css_body: str, index: int) -> tuple[list, str | None]:
     return _derive(_style_blocks, f"{index}\n{css_body}", derive, _STYLE_CACHE_SIZE)
 
 
+_prepared_rules: dict[tuple[int, ...], tuple[list, list[tuple[str, str, str]]]] = {}
+
+
+def _prepared(sheets: list[list]) -> list[tuple[str, str, str]]:
+    """The rules of these ``<style>`` blocks' parsed rule lists (the cached ones, kept alive here)
+    as premailer applies them: sorted by specificity, each as (selector to match, declarations,
+    pseudo-class or "")."""
+    key = tuple(map(id, sheets))
+    known = _prepared_rules.get(key)
+    if known is not None and all(a is b for a, b in zip(known[0], sheets)):
+        return known[1]
+    rules = [rule for these in sheets for rule in these]
+    rules.sort(key=operator.itemgetter(0))  # (specificity, selector, style): most specific last
+    prepared = []
+    for _, selector, style in rules:
+        new_selector, class_ = selector, ""
+        if ":" in selector:
+            new_selector, class_ = selector.split(":", 1)
+            class_ = ":" + class_
+        if class_ in _FILTER_PSEUDOSELECTORS or class_.startswith(":nth-child"):
+            class_ = ""
+        else:
+            selector = new_selector
+        prepared.append((selector, style, class_))
+    if len(_prepared_rules) >= _STYLE_CACHE_SIZE:
+        _prepared_rules.clear()
+    _prepared_rules[key] = (sheets, prepared)
+    return prepared
+
+
 def _transform(html: str, pretty_print: bool = True) -> str:
     """premailer's ``transform`` with ``PREMAILER_OPTIONS``: the HTML with its ``<style>`` rules
     moved into style attributes."""
@@ -373,27 +436,18 @@ def _transform(html: str, pretty_print: bool = True) -> str:
     if next(page.iter("head"), None) is None:
         _select("body")(tree)[0].getparent().insert(0, etree.Element("head"))
 
-    rules: list = []
+    sheets: list = []
     for index, element in enumerate([e for e in page.iter("style") if _applies(e)]):
         these_rules, leftover_css = _style_block(element.text, index)
-        rules.extend(these_rules)
+        sheets.append(these_rules)
         if leftover_css is not None:
             element.text = leftover_css
         else:
             element.getparent().remove(element)
-    rules.sort(key=operator.itemgetter(0))  # (specificity, selector, style): most specific last
 
     found = _Index(page)
     elements: dict[int, tuple[Any, list[tuple[str, str]]]] = {}
-    for _, selector, style in rules:
-        new_selector, class_ = selector, ""
-        if ":" in selector:
-            new_selector, class_ = selector.split(":", 1)
-            class_ = ":" + class_
-        if class_ in _FILTER_PSEUDOSELECTORS or class_.startswith(":nth-child"):
-            class_ = ""
-        else:
-            selector = new_selector
+    for selector, style, class_ in _prepared(sheets):
         for item in found.select(selector):
             entry = elements.get(id(item))
             if entry is None:
@@ -403,9 +457,9 @@ def _transform(html: str, pretty_print: bool = True) -> str:
         # premailer's defaults: remove_unset_properties, no disable_basic_attributes
         final_style, attributes = _merged(item.get("style", ""), tuple(matched), True)
         if final_style:
-            item.attrib["style"] = final_style
+            item.set("style", final_style)
         for name, value in attributes:  # premailer's _style_to_basic_html_attributes(force=True)
-            item.attrib[name] = value
+            item.set(name, value)
 
     # premailer's default align_floating_images: Outlook understands align=, not CSS floats
     for item in page.iter("img"):
