@@ -109,7 +109,7 @@ def load_config(folder: Path, env: Mapping[str, str] | None = None) -> Config:
     """Load the folder's config; raise ValidationError listing every problem (ConfigError if there is none)."""
     config, problems = check_config(folder, env)
     errors = [p for p in problems if p.is_error]
-    if not find_config(folder).exists():
+    if (errors or config is None) and not find_config(folder).exists():  # a config was read from the file
         raise ConfigError(
             f"no {CONFIG_NAME} in {folder.resolve()}",
             hint=f"run newsletter from your newsletter folder (the one with {CONFIG_NAME} and issues/), or give --folder",

@@ -349,11 +349,13 @@ def parse_yaml_recovering(text: str, path: str) -> tuple[YamlSource | None, list
     """
     errors: list[NewsletterError] = []
     blanked: set[int] = set()
-    lines = text.split("\n")
+    lines: list[str] | None = None  # split only once a line has to be blanked
     for _ in range(MAX_RECOVERIES + 1):
         try:
-            src = parse_yaml("\n".join(lines), path)
+            src = parse_yaml(text if lines is None else "\n".join(lines), path)
         except NewsletterError as exc:
+            if lines is None:
+                lines = text.split("\n")
             span = getattr(exc, "lines", None) or ((exc.line, exc.line) if exc.line is not None else None)
             if span is None or span[1] > len(lines) or all(n in blanked for n in range(span[0], span[1] + 1)):
                 return None, _first_of_each(errors + [exc])
