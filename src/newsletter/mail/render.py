@@ -212,28 +212,34 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None
     What ``textwrap.fill`` writes with ``break_long_words`` and ``break_on_hyphens`` off, for
     text whose whitespace is single spaces (made so here): greedy lines, a word longer than a
     line alone on its own.  Written out because textwrap's general chunking took a tenth of a
-    build (tests/test_render.py checks it against textwrap with hypothesis).
+    build, as one regular expression per line length because a loop over the words took a
+    twentieth (tests/test_render.py checks it against textwrap with hypothesis).
     """
     first_indent = indent if first is None else first
     words = str(text).split()
     if width - len(first_indent) < 1 or width - len(indent) < 1:  # textwrap's corner cases (and errors)
         return _textwrap_fill(" ".join(words), width, indent, first_indent)
-    lines: list[str] = []
-    line_indent, room = first_indent, width - len(first_indent)
-    current: list[str] = []
-    length = 0
-    for word in words:
-        if current and length + 1 + len(word) <= room:
-            current.append(word)
-            length += 1 + len(word)
-            continue
-        if current:
-            lines.append(line_indent + " ".join(current))
-            line_indent, room = indent, width - len(indent)
-        current, length = [word], len(word)
-    if current:
-        lines.append(line_indent + " ".join(current))
+    joined = " ".join(words)
+    first_line = _line_pattern(width - len(first_indent)).match(joined)
+    if first_line is None:  # no words
+        return ""
+    lines = [first_indent + first_line.group(1)]
+    lines.extend(indent + line for line in _line_pattern(width - len(indent)).findall(joined, first_line.end()))
     return "\n".join(lines)
+
+
+_line_patterns: dict[int, re.Pattern[str]] = {}
+
+
+def _line_pattern(room: int) -> re.Pattern[str]:
+    """One line of at most ``room`` characters of single-spaced words, greedy, ending at a word's
+    end; else one word longer than that (``\\S`` is ``str.split``'s non-space), and the space after."""
+    pattern = _line_patterns.get(room)
+    if pattern is None:
+        if len(_line_patterns) >= 64:
+            _line_patterns.clear()
+        pattern = _line_patterns[room] = re.compile(r"(\S.{0,%d}(?= |$)|\S+) ?" % (room - 1))
+    return pattern
 
 
 def _textwrap_fill(text: str, width: int, indent: str, first_indent: str) -> str:
