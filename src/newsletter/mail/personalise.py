@@ -308,22 +308,31 @@ class Personaliser:
         url = self.unsubscribe_url(address, token)
         greeting = greeting_for(name)
         values: dict[str, bytes] = {}
+        encoded: dict[str, bytes] = {}  # body text -> its quoted-printable (the greeting and a plain link read alike in both parts)
         out = self._template.copy()
         for index, slot in self._slot_at:
             value = values.get(slot)
             if value is None:
-                value = values[slot] = self._fill(slot, address, name, greeting, url, message_id, date, fields, token)
+                filled = self._fill(slot, address, name, greeting, url, message_id, date, fields, token)
+                if isinstance(filled, str):
+                    value = encoded.get(filled)
+                    if value is None:
+                        value = encoded[filled] = qp_encode(filled, soft_end=True)
+                else:
+                    value = filled
+                values[slot] = value
             out[index] = value
         return Personalised(message_id, self.signer.sign_pieces(out) if self.signer else out)
 
     def _fill(
         self, slot: str, address: str, name: str | None, greeting: str, url: str | None,
         message_id: str, date: float | None, fields: dict[str, str] | None, token: str | None = None,
-    ) -> bytes:
+    ) -> bytes | str:
+        """A header slot's bytes, or a body slot's text (the caller encodes it as quoted-printable)."""
         if slot.startswith(("text:", "html:")):
             kind, _, column = slot.partition(":")
             value = merge_value(column, address, name, fields)
-            return qp_encode(html_attribute(value) if kind == "html" else value, soft_end=True)
+            return html_attribute(value) if kind == "html" else value
         if slot == "to":
             return to_header(name, address)
         if slot == "date":
@@ -333,13 +342,13 @@ class Personaliser:
         if slot == "list_unsubscribe":
             return list_unsubscribe_header(self.config, url, token)
         if slot == "greeting_text":
-            return qp_encode(greeting_text(greeting), soft_end=True)
+            return greeting_text(greeting)
         if slot == "greeting_html":
-            return qp_encode(html_text(greeting), soft_end=True)
+            return html_text(greeting)
         assert url is not None
         if slot == "url_text":
-            return qp_encode(url, soft_end=True)
-        return qp_encode(html_attribute(url), soft_end=True)
+            return url
+        return html_attribute(url)
 
 
 def uuid4_hex(random16: bytearray) -> str:
