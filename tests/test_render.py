@@ -190,6 +190,7 @@ def test_the_inliners_copies_of_premailers_constants_and_defaults_are_premailers
 
     assert inline._FILTER_PSEUDOSELECTORS == premailer.premailer.FILTER_PSEUDOSELECTORS
     assert inline._ATTRIBUTE_NAME == premailer.Premailer.attribute_name
+    assert inline.PREMAILER_OPTIONS["cssutils_logging_level"] == __import__("logging").CRITICAL
     steps = premailer.Premailer("", **inline.PREMAILER_OPTIONS)
     assert (steps.method, steps.align_floating_images, steps.remove_unset_properties, steps.disable_basic_attributes,
             steps.exclude_pseudoclasses, steps.include_star_selectors) == ("html", True, True, [], True, False)

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 import operator
 import re
 import sys
@@ -90,7 +89,7 @@ PREMAILER_OPTIONS: dict[str, Any] = {
     "disable_validation": True,
     "allow_network": False,
     "allow_loading_external_files": False,
-    "cssutils_logging_level": logging.CRITICAL,
+    "cssutils_logging_level": 50,  # logging.CRITICAL: logging itself is imported only with cssutils
     "disable_link_rewrites": True,
 }
 # premailer's, for the steps written out here (checked against premailer by tests/test_render.py)
@@ -118,8 +117,12 @@ def _premailer_module() -> Any:
     if _premailer is None:
         for name in ("requests", "urllib.request", "importlib.metadata"):
             _import_lazily(name)
+        import logging
+
         import premailer
 
+        # cssutils logs (to stderr) every property it does not know; none of that is the reader's business
+        logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
         _premailer = premailer
     return _premailer
 

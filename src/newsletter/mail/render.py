@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import html as html_module
 import json
-import logging
 import marshal
 import re
 import sys
@@ -367,7 +366,6 @@ class Renderer:
         self.folder = folder
         self.config = config
         self.env = _shared_environment(folder)
-        logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
 
     def render(self, issue: Issue, personal: Personal | None = None) -> RenderedEmail:
         """Render both versions of the email for one issue."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -246,6 +245,8 @@ _STATE_ORDER = ("sent", "failed", "uncertain", "deferred", "sending", "pending")
 
 def read_send_record(path: Path) -> RecordSummary | None:
     """Counts and meta of a send record, opened read-only so a running send is undisturbed; None if unreadable."""
+    import sqlite3  # here: `newsletter build` asks whether a month is archived, and needs no SQLite
+
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error:
@@ -272,6 +273,8 @@ def copy_sqlite(source: Path, dest: Path) -> None:
 
     The copy is not fsynced here (eight fsyncs at the end of every send): it goes into a
     temporary folder that the caller fsyncs whole (``fsync_tree``) before renaming it."""
+    import sqlite3
+
     try:
         src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
         try:
