@@ -16,6 +16,7 @@ import hashlib
 import html as html_module
 import json
 import marshal
+import os
 import re
 import sys
 import textwrap
@@ -351,7 +352,7 @@ def _shared_environment(folder: Path) -> jinja2.Environment:
     folder's templates/ changes the key, and so gets a fresh environment.
     """
     user = folder / USER_TEMPLATES_DIR
-    names = tuple(sorted(p.name for p in user.iterdir())) if user.is_dir() else ()
+    names = tuple(sorted(os.listdir(user))) if user.is_dir() else ()  # iterdir's names, without a Path each
     key = (str(folder.resolve()), names)
     env = _ENVIRONMENTS.get(key)
     if env is None:
