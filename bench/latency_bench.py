@@ -60,6 +60,51 @@ def run_smtp_source(port: int, messages: int, size: int, sessions: int) -> float
     return time.perf_counter() - started
 
 
+def proxy_round_trip_ms(rtt_ms: float, size: int, exchanges: int = 60) -> float:
+    """The median round trip the proxy really gives one message: ``size`` bytes written, a short
+    reply read back, through a fresh bench/delay_proxy.py to a loopback server that answers once it
+    has the whole message (what an SMTP server does at the end of DATA).  The asyncio timers and
+    the chunks a 34 KB write arrives in make it a little longer than the nominal ``rtt_ms``; the
+    difference is the instrument's, not the sender's, so it is printed next to the nominal limit."""
+    import socket
+    import statistics
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer() -> None:
+        while True:  # the proxy's start-up probe connects (and leaves) first
+            conn, _ = listener.accept()
+            with conn:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                while True:
+                    got = 0
+                    while got < size:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        got += len(chunk)
+                    if got < size:
+                        break
+                    conn.sendall(b"250 ok\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    times = []
+    with DelayProxy(port, rtt_ms) as proxy, socket.create_connection(("127.0.0.1", proxy.port)) as client:
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        payload = b"x" * size
+        for _ in range(exchanges):
+            started = time.perf_counter()
+            client.sendall(payload)
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                reply += client.recv(100)
+            times.append((time.perf_counter() - started) * 1000)
+    listener.close()
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=600)
@@ -74,6 +119,7 @@ def main() -> None:
         for _ in range(args.rounds):
             source_s.append(run_smtp_source(proxy.port, args.messages, size, args.concurrency))
             ours_s.append(run_process(make_folder(args.messages), proxy.port, args.concurrency))
+    measured_rtt = proxy_round_trip_ms(args.rtt_ms, size)
     source_rate, ours_rate = args.messages / min(source_s), args.messages / min(ours_s)
     print(f"{args.messages} messages of {size} bytes, {args.concurrency} connections, {args.rtt_ms:.0f} ms round trip added by bench/delay_proxy.py; "
           f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; best of {args.rounds} rounds")
@@ -82,7 +128,11 @@ def main() -> None:
     print(f"  one round trip a message limit    {limit:8.0f} msg/s")
     ratio_source, ratio_limit = ours_rate / source_rate, ours_rate / limit
     print(f"  ours / smtp-source                {ratio_source:8.2f} x      target >= {SOURCE_TARGET}: {'met' if ratio_source >= SOURCE_TARGET else 'NOT MET'}")
-    print(f"  ours / limit                      {ratio_limit:8.2f}        target >= {LIMIT_TARGET}: {'met' if ratio_limit >= LIMIT_TARGET else 'NOT MET'}")
+    print(f"  ours / limit                      {ratio_limit:8.3f}       target >= {LIMIT_TARGET}: {'met' if ratio_limit >= LIMIT_TARGET else 'NOT MET'}")
+    measured_limit = args.concurrency / (measured_rtt / 1000)
+    print(f"  (the proxy's measured round trip for one {size}-byte message and its reply: {measured_rtt:.2f} ms, so one round trip "
+          f"a message through it allows {measured_limit:.0f} msg/s; ours is {ours_rate / measured_limit:.3f} of that. The target is judged "
+          f"on the nominal {args.rtt_ms:.0f} ms above.)")
 
 
 if __name__ == "__main__":
