@@ -181,3 +181,34 @@ def test_write_then_read_whole_files_only(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert usercache.read("b") is None  # a link may point anywhere: not followed
     (cache / "a").write_bytes((cache / "a").read_bytes()[:-1])
     assert usercache.read("a") is None
+
+
+def shout(value: str) -> str:
+    return value.upper()
+
+
+def shout_with_context(context: object, value: str) -> str:
+    return value + "!"
+
+
+def test_a_compiled_template_does_not_outlive_a_change_of_the_filters_it_was_compiled_with(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Jinja decides when it compiles how each filter is called (with the context or not) and runs a
+    filter of constants there and then; the compiled code depends on the filters, not only on the
+    template's source.  site.py registers its own filter (``paras``) outside render.py, whose source
+    is all the cache's names carry: a changed filter must not be called the way the old one was."""
+    import jinja2
+
+    from newsletter.mail.render import make_environment
+
+    monkeypatch.setenv(usercache.ENV_VARIABLE, str(tmp_path / "cache"))
+    folder = tmp_path / "newsletter"
+    (folder / "templates").mkdir(parents=True)
+    (folder / "templates" / "t.html.j2").write_text("{{ x | shout }} {{ 'k' | shout }}\n", encoding="utf-8")
+    before = make_environment(folder)
+    before.filters["shout"] = shout
+    assert before.get_template("t.html.j2").render(x="a") == "A K\n"
+    assert any(path.name.startswith("jinja-") for path in (tmp_path / "cache").iterdir())  # it was cached
+    after = make_environment(folder)  # a later run, its filter changed
+    after.filters["shout"] = jinja2.pass_eval_context(shout_with_context)
+    assert after.get_template("t.html.j2").render(x="a") == "a! k!\n"

@@ -264,6 +264,42 @@ class _References:
         return "\n".join(f"[{i}] {url}" for i, url in enumerate(self.urls, 1))
 
 
+_module_digests: dict[str, str] = {}
+
+
+def _callables_stamp(env: jinja2.Environment) -> str:
+    """What Jinja's compiled code takes from the environment's filters and tests: how each is called
+    (``pass_context`` and the like, decided when compiling) and what it does (a filter of constants
+    is run when compiling, its result kept in the code).  So each one's name, where it is defined
+    and the digest of that module's source; Jinja's own are covered by its version in
+    ``_cache_stamp``.  Filters are also registered outside this module (``site.py``'s ``paras``)."""
+    snapshot = (tuple(env.filters.items()), tuple(env.tests.items()))
+    stamp = _callables_stamps.get(snapshot)
+    if stamp is None:
+        if len(_callables_stamps) >= 16:
+            _callables_stamps.clear()
+        stamp = _callables_stamps[snapshot] = _callables_fingerprint(env)
+    return stamp
+
+
+_callables_stamps: dict[tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]], str] = {}
+
+
+def _callables_fingerprint(env: jinja2.Environment) -> str:
+    parts = []
+    for kind, table in (("filter", env.filters), ("test", env.tests)):
+        for name, func in sorted(table.items()):
+            module = getattr(func, "__module__", None) or ""
+            digest = _module_digests.get(module)
+            if digest is None:
+                source = getattr(sys.modules.get(module), "__file__", None)
+                is_jinja = module == "jinja2" or module.startswith("jinja2.")
+                digest = _module_digests[module] = "" if is_jinja or not source else usercache.source_digest(source)
+            parts.append((kind, name, module, getattr(func, "__qualname__", repr(func)),
+                          repr(getattr(func, "jinja_pass_arg", None)), digest))
+    return usercache.fingerprint(*parts)
+
+
 class _TemplateCache(jinja2.BytecodeCache):
     """Jinja's compiled templates, kept in the user's cache between processes.
 
@@ -271,13 +307,14 @@ class _TemplateCache(jinja2.BytecodeCache):
     each file and lets a corrupt file raise.  Here a file holds the template
     source's checksum and the marshalled code, behind usercache's digest; the
     file name carries ``_cache_stamp()`` (the environment the code was compiled
-    for) and Jinja's key for the template's name and file.  A
+    for), ``_callables_stamp`` (the filters and tests it was compiled against)
+    and Jinja's key for the template's name and file.  A
     template whose source changed gets a checksum mismatch, so it is compiled
     again; anything unreadable is compiled as if there were no cache.
     """
 
     def _name(self, bucket: jinja2.bccache.Bucket) -> str:
-        return f"jinja-{_cache_stamp()}-{bucket.key}"
+        return f"jinja-{_cache_stamp()}-{_callables_stamp(bucket.environment)}-{bucket.key}"
 
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         payload = usercache.read(self._name(bucket))
