@@ -214,3 +214,11 @@ def test_parsed_data_is_what_pyyaml_constructs(data: object, flow: bool, tagged:
         assert got == "error" or "&x" in text  # aliases are refused before construction
     else:
         assert got == expected
+
+
+def test_an_unreadable_tagged_value_is_named_at_its_line() -> None:
+    """An explicit tag whose text cannot be that type (``!!int abc``) is refused at its own line."""
+
+    with pytest.raises(NewsletterError) as caught:
+        parse_yaml("title: x\nmonth: 2026-01\ncount: !!int abc\n", "issues/2026-01.yaml")
+    assert str(caught.value).splitlines()[0] == "issues/2026-01.yaml:3: a value cannot be read: invalid literal for int() with base 10: 'abc'"

@@ -163,8 +163,21 @@ def _finish(holder: list[Any], deferred: list[tuple[Any, Any, yaml.Node]]) -> An
     if deferred:
         constructor = _Constructor()
         for container, slot, node in deferred:  # in the file's order, as PyYAML would meet them
-            container[slot] = constructor.construct_object(node, deep=True)
+            try:
+                container[slot] = constructor.construct_object(node, deep=True)
+            except yaml.MarkedYAMLError:
+                raise
+            except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # an explicit !!int abc
+                raise _UnreadableValue(exc, node.start_mark.line + 1) from None
     return holder[0]
+
+
+class _UnreadableValue(Exception):
+    """A tagged value PyYAML could not construct, with the line it is on."""
+
+    def __init__(self, exc: BaseException, line: int) -> None:
+        super().__init__(str(exc))
+        self.line = line
 
 
 # libyaml's parser is several times faster; its error messages differ from
@@ -183,7 +196,9 @@ def parse_yaml(text: str, path: str) -> YamlSource:
         src.data = _Constructor().construct_document(node) if built is None else _finish(*built)
     except yaml.MarkedYAMLError as exc:  # an unknown !!tag, bad !!binary
         raise _syntax_error(exc, path, text) from None
-    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # an explicit !!int abc
+    except _UnreadableValue as exc:
+        raise NewsletterError(f"a value cannot be read: {exc}", path=path, line=exc.line, hint=QUOTING_HINT) from None
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # an explicit !!int abc in an unusual file
         raise NewsletterError(f"a value cannot be read: {exc}", path=path, hint=QUOTING_HINT) from None
     return src
 
