@@ -87,7 +87,7 @@ def test_tokens_made_before_still_open_and_are_made_the_same() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(min_size=1, max_size=80), st.sampled_from([UNSUBSCRIBE, CONFIRM]), st.text(max_size=60), st.integers(0, 2**40))
 def test_seal_equals_the_straightforward_construction(secret: bytes, purpose: str, address: str, issued: int) -> None:
-    # the nonce's HMAC from prepared pads and base64 through binascii, against hmac and base64 as documented
+    # the nonce's HMAC from a copied keyed hmac object and base64 through binascii, against hmac.new and base64 as documented
     import hashlib
     import hmac
     import struct
