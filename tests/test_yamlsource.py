@@ -222,3 +222,13 @@ def test_an_unreadable_tagged_value_is_named_at_its_line() -> None:
     with pytest.raises(NewsletterError) as caught:
         parse_yaml("title: x\nmonth: 2026-01\ncount: !!int abc\n", "issues/2026-01.yaml")
     assert str(caught.value).splitlines()[0] == "issues/2026-01.yaml:3: a value cannot be read: invalid literal for int() with base 10: 'abc'"
+
+
+@pytest.mark.parametrize("text", ["title: x\nflag: !!bool maybe\n", "!!bool maybe\n", "a: [!!bool maybe]\n", "? !!bool maybe\n: 1\n"])
+def test_a_bool_tag_on_a_word_that_is_no_boolean_is_refused_not_a_traceback(text: str) -> None:
+    """``!!bool maybe``: PyYAML's constructor raises a bare KeyError (its table of booleans has no
+    'maybe'), which escaped parse_yaml as a traceback from ``newsletter check``."""
+
+    with pytest.raises(NewsletterError) as caught:
+        parse_yaml(text, "issues/2026-01.yaml")
+    assert "a value cannot be read" in str(caught.value)

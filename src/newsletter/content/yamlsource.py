@@ -167,16 +167,27 @@ def _finish(holder: list[Any], deferred: list[tuple[Any, Any, yaml.Node]]) -> An
                 container[slot] = constructor.construct_object(node, deep=True)
             except yaml.MarkedYAMLError:
                 raise
-            except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # an explicit !!int abc
+            except _UNCONSTRUCTABLE as exc:  # an explicit !!int abc, !!bool maybe
                 raise _UnreadableValue(exc, node.start_mark.line + 1) from None
     return holder[0]
+
+
+# What PyYAML's constructors raise for a tagged text that is not of that type: !!int abc a
+# ValueError, !!bool maybe a bare KeyError (its table of booleans has no 'maybe').
+_UNCONSTRUCTABLE = (yaml.YAMLError, ValueError, TypeError, OverflowError, LookupError)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyError) and exc.args:
+        return f"{exc.args[0]!r} is not a value this tag allows"
+    return str(exc)
 
 
 class _UnreadableValue(Exception):
     """A tagged value PyYAML could not construct, with the line it is on."""
 
     def __init__(self, exc: BaseException, line: int) -> None:
-        super().__init__(str(exc))
+        super().__init__(_reason(exc))
         self.line = line
 
 
@@ -198,8 +209,8 @@ def parse_yaml(text: str, path: str) -> YamlSource:
         raise _syntax_error(exc, path, text) from None
     except _UnreadableValue as exc:
         raise NewsletterError(f"a value cannot be read: {exc}", path=path, line=exc.line, hint=QUOTING_HINT) from None
-    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # an explicit !!int abc in an unusual file
-        raise NewsletterError(f"a value cannot be read: {exc}", path=path, hint=QUOTING_HINT) from None
+    except _UNCONSTRUCTABLE as exc:  # an explicit !!int abc in an unusual file
+        raise NewsletterError(f"a value cannot be read: {_reason(exc)}", path=path, hint=QUOTING_HINT) from None
     return src
 
 
