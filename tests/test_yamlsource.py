@@ -232,3 +232,14 @@ def test_a_bool_tag_on_a_word_that_is_no_boolean_is_refused_not_a_traceback(text
     with pytest.raises(NewsletterError) as caught:
         parse_yaml(text, "issues/2026-01.yaml")
     assert "a value cannot be read" in str(caught.value)
+
+
+@pytest.mark.parametrize(("name", "value"), [("1", 1), ("null", None), ("true", True), ("3.5", 3.5)])
+def test_a_key_yaml_reads_as_no_text_is_placed_at_its_own_line(name: str, value: object) -> None:
+    """``1: x`` on line 2 of an issue: `newsletter check` reported the unknown field at line 1,
+    column 1 (the key's position was recorded under the text '1'; the checks look up the key
+    PyYAML made, 1)."""
+
+    src = parse_yaml(f"month: 2026-12\n{name}: x\n", "issues/2026-12.yaml")
+    assert value in src.data
+    assert src.key_where(value) == (2, 1)

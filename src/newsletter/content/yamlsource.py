@@ -146,6 +146,12 @@ def _record(root: yaml.Node, src: YamlSource) -> tuple[list[Any], list[tuple[Any
                         path=src.path, line=second[0], column=second[1], hint="merge the two or rename one",
                     )
                 key_positions[child] = at
+                if k_node.tag != _STR_TAG:  # 1:, true:, null: become 1, True, None: where the checks look them up
+                    try:
+                        value = _Constructor().construct_object(k_node)
+                        key_positions.setdefault(key + (value,), at)
+                    except Exception:  # noqa: BLE001 - unconstructable or unhashable: reported when the file is constructed
+                        pass
                 stack.append((v_node, child, at, mapping, name))
         elif isinstance(node, yaml.SequenceNode):
             items = node.value
