@@ -160,3 +160,12 @@ def test_did_you_mean(folder: Path, word: str, expected: str | None) -> None:
 def test_resolve_issue_path(folder: Path) -> None:
     assert resolve_issue_path(folder, "2026-10") == folder / "issues" / "2026-10.yaml"
     assert resolve_issue_path(folder, "elsewhere/x.yaml") == folder / "elsewhere" / "x.yaml"
+
+
+@pytest.mark.parametrize("tagged", ["!!set {Hello}", "!!set {a, b}"])
+def test_a_text_field_given_a_set_tag_is_refused(folder: Path, tagged: str) -> None:
+    """``intro: !!set {Hello}`` passed check and built an email saying {'Hello'}: the text check
+    refused only lists and mappings, and str() wrote out the rest."""
+    path = write(folder, "2021-07.yaml", GOOD.replace("intro: I blog about burnout.", f"intro: {tagged}"))
+    problems = messages(folder, path)
+    assert any(p.startswith("issues/2021-07.yaml:2:8: error: 'intro' must be text") for p in problems), problems

@@ -169,6 +169,9 @@ class _IssueBuilder:
         if isinstance(value, (dict, list)):
             self.error(key + (name,), f"'{name}' must be text, not a {'list' if isinstance(value, list) else 'mapping'}")
             return None
+        if not isinstance(value, (str, int, float)):  # a !!set: str() would put {'...'} in the email
+            self.error(key + (name,), f"'{name}' must be text, not {type(value).__name__} (remove the !!tag)")
+            return None
         text = str(value).strip()
         if len(text) > MAX_FIELD_CHARS:
             self.error(
