@@ -243,3 +243,70 @@ def test_a_key_yaml_reads_as_no_text_is_placed_at_its_own_line(name: str, value:
     src = parse_yaml(f"month: 2026-12\n{name}: x\n", "issues/2026-12.yaml")
     assert value in src.data
     assert src.key_where(value) == (2, 1)
+
+
+# Scalars near the YAML 1.1 rules: numbers, dates, booleans, nulls, and text that starts like them.
+_SCALAR_TEXT = st.one_of(
+    st.text(alphabet="0123456789+-._:eExXobBaAfF ~TtRrUuNnLlYySsOoZ\t/", max_size=12),
+    st.text(max_size=8),
+    st.sampled_from(["", "~", "null", "Null", "NULL", "yes", "No", "ON", "off", "true", "False", "0x1F", "0o17", "010", "0b101",
+                     "1_000", "190:20:30", "1e3", "1.5e+3", ".inf", "-.Inf", ".NaN", "2026-10-01", "2026-1-1 1:02:03.5 +1",
+                     "<<", "=", "2026-10", "4", "10.1037/pst0000172", "Meta-analysis"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=_SCALAR_TEXT, plain=st.booleans(), quoted=st.booleans(), kind=st.sampled_from(["scalar", "sequence", "mapping"]))
+def test_the_fast_tag_resolver_agrees_with_pyyaml(value: str, plain: bool, quoted: bool, kind: str) -> None:
+    """``resolve_tag`` (tables built once) gives the tag PyYAML's SafeLoader ``resolve`` gives (issue 15)."""
+    import yaml
+
+    from newsletter.content.yamlsource import resolve_tag
+
+    node_kind = {"scalar": yaml.ScalarNode, "sequence": yaml.SequenceNode, "mapping": yaml.MappingNode}[kind]
+    expected = yaml.SafeLoader("").resolve(node_kind, value, (plain, quoted))
+    assert resolve_tag(node_kind, value, (plain, quoted)) == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_SCALAR_TEXT)
+def test_a_file_read_with_the_fast_resolver_is_typed_as_pyyaml_types_it(value: str) -> None:
+    """The same scalar in a file: the value parse_yaml builds is PyYAML's, of the same type."""
+    import yaml
+
+    text = f"a: {value}\nb: [{value}]\n"
+    try:
+        expected: object = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return
+    if "a" not in (expected or {}) or isinstance(expected["a"], (dict, list)) or yaml.SafeLoader("").resolve(yaml.ScalarNode, value.strip(), (True, False)).endswith("timestamp"):
+        return  # YAML read more than a scalar there, or a date (kept as typed text here, on purpose)
+    got = parse_yaml(text, "f.yaml").data
+    assert (type(got["a"]), repr(got["a"])) == (type(expected["a"]), repr(expected["a"]))
+
+
+_ANY_CHARACTER = st.characters(min_codepoint=0, max_codepoint=0x10FFFF)
+_YAML_PIECES = st.sampled_from(["a: ", "- ", "\n", "  ", "x", "[", "]", "{", "}", ", ", "'", '"', "#", "|\n", "\t", "é", "≈", "\r\n"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(pieces=st.lists(st.one_of(_YAML_PIECES, _ANY_CHARACTER.map(str)), max_size=30))
+def test_an_invisible_character_is_refused_exactly_where_the_full_search_finds_one(pieces: list[str]) -> None:
+    """Only a file libyaml refuses is searched for characters YAML does not allow (libyaml refuses
+    them too, issue 15): the error still comes for every such character, at its line and column,
+    and for no other file."""
+    from newsletter.content.yamlsource import _FORBIDDEN_CHAR
+
+    text = "".join(pieces)
+    bad = _FORBIDDEN_CHAR.search(text)
+    try:
+        parse_yaml(text, "f.yaml")
+        message = ""
+    except NewsletterError as exc:
+        message = str(exc)
+    if bad is None:
+        assert "an invisible character" not in message
+    else:
+        line = text.count("\n", 0, bad.start()) + 1
+        column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        assert message.startswith(f"f.yaml:{line}:{column}: an invisible character")

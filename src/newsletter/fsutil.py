@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -88,7 +89,46 @@ def _unlink_quietly(name: str) -> None:
 
 
 def display_path(path: Path, folder: Path | None = None) -> str:
-    """A path as the user would type it: relative to the folder or cwd when possible."""
+    """A path as the user would type it: relative to the folder or cwd when possible.
+
+    A file inside the folder with no symbolic link or '..' on the way (``issues/2026-10.yaml``)
+    is shown as written after one lstat per step; anything else is resolved.  Resolving costs
+    an lstat per directory of both paths in Python, a sixth of loading an issue (issue 15);
+    tests/test_fsutil.py compares the two on random trees of links.
+    """
+    if folder is not None:
+        inside = _plainly_inside(path, folder)
+        if inside is not None:
+            return inside
+    return _display_path_by_resolving(path, folder)
+
+
+def _plainly_inside(path: Path, folder: Path) -> str | None:
+    """``path`` relative to ``folder`` when it is ``folder/a/b`` and neither a nor a/b is a link; else None.
+
+    Then resolving both gives the resolved folder joined with a/b, so the relative path is
+    a/b as written.  A '..' (which climbs out of a link's target) or any link, missing or
+    unreadable step goes the long way.
+    """
+    whole, base = str(path), str(folder)
+    if not whole.startswith(base) or whole[len(base):len(base) + 1] != "/":
+        return None
+    relative = whole[len(base) + 1:]
+    step = base
+    for name in relative.split("/"):
+        if name in ("", ".", ".."):
+            return None
+        step = f"{step}/{name}"
+        try:
+            if stat.S_ISLNK(os.lstat(step).st_mode):
+                return None
+        except OSError:
+            return None
+    return relative
+
+
+def _display_path_by_resolving(path: Path, folder: Path | None = None) -> str:
+    """``display_path`` by resolving every link of the path, the folder and perhaps the working directory."""
     resolved = path.resolve()
     for base in (folder, None) if folder is not None else (None,):
         try:  # the working directory only when the folder does not do (it costs a getcwd and a resolve)

@@ -199,7 +199,48 @@ class _UnreadableValue(Exception):
 
 # libyaml's parser is several times faster; its error messages differ from
 # PyYAML's, so a file it rejects is parsed again in Python for the message.
-_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
+_C_LOADER: type | None = getattr(yaml, "CSafeLoader", None)
+
+# SafeLoader's implicit resolvers by a scalar's first character ('' for the empty scalar), the
+# resolvers for any first character appended: what PyYAML's ``resolve`` concatenates per scalar.
+_SAFE_RESOLVERS = yaml.SafeLoader.yaml_implicit_resolvers
+_IMPLICIT_BY_FIRST: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
+    first: tuple(resolvers) + tuple(_SAFE_RESOLVERS.get(None, ())) for first, resolvers in _SAFE_RESOLVERS.items() if first is not None
+}
+_IMPLICIT_ANY_FIRST: tuple[tuple[str, re.Pattern[str]], ...] = tuple(_SAFE_RESOLVERS.get(None, ()))
+
+
+def resolve_tag(kind: type, value: str, implicit: tuple[bool, bool]) -> str:
+    """The tag SafeLoader's ``resolve`` gives a node without an explicit tag, from tables built once.
+
+    PyYAML's ``resolve`` rebuilds the list of candidate resolvers for every scalar and checks
+    for path resolvers SafeLoader never has; libyaml's composer calls it for every node (a
+    tenth of loading an issue, issue 15).  tests/test_yamlsource.py compares the two.
+    """
+    if kind is yaml.ScalarNode:
+        if implicit[0]:
+            for tag, pattern in _IMPLICIT_BY_FIRST.get(value[:1], _IMPLICIT_ANY_FIRST):
+                if pattern.match(value):
+                    return tag
+        return _STR_TAG
+    return _SEQ_TAG if kind is yaml.SequenceNode else _MAP_TAG
+
+
+if _C_LOADER is not None:
+    class _FastCLoader(_C_LOADER):  # type: ignore[misc, valid-type]
+        """libyaml's loader with ``resolve_tag``, and without SafeLoader's per-node path-resolver bookkeeping (it has none)."""
+
+        resolve = staticmethod(resolve_tag)
+
+        def descend_resolver(self, current_node: yaml.Node | None, current_index: Any) -> None:
+            return None
+
+        def ascend_resolver(self) -> None:
+            return None
+
+    _FAST_LOADER: type | None = _FastCLoader
+else:
+    _FAST_LOADER = None
 
 
 def parse_yaml(text: str, path: str) -> YamlSource:
@@ -228,23 +269,23 @@ _Constructor.add_constructor("tag:yaml.org,2002:timestamp", yaml.constructor.Saf
 
 
 def _compose(text: str, path: str) -> yaml.Node | None:
-    bad = _FORBIDDEN_CHAR.search(text)
-    if bad:  # PyYAML refuses these in its reader, before it knows any line
-        line = text.count("\n", 0, bad.start()) + 1
-        column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
-        raise YamlSyntaxError(
-            f"an invisible character ({visible(bad.group())}) that YAML does not allow", path=path, line=line, column=column,
-            hint="delete it; it is invisible in most editors (a stray NUL or form feed from a copy and paste)",
-        )
     if _FAST_LOADER is not None:
-        fast = _FAST_LOADER(text)
         try:
-            return fast.get_single_node()
-        except yaml.YAMLError as exc:
-            if "nesting depth" in str(exc):  # libyaml stops at 1,000 levels, where PyYAML would recurse and crash
-                raise _too_deep(path, *_too_deep_at(text)) from None
-        finally:
-            fast.dispose()
+            fast = _FAST_LOADER(text)
+        except UnicodeEncodeError:  # a lone surrogate cannot be handed to libyaml: refused below
+            fast = None
+        if fast is not None:
+            try:
+                # libyaml refuses every character _FORBIDDEN_CHAR matches, so a file it reads needs no
+                # search for them (a regex over the whole text, 6% of loading, issue 15)
+                return fast.get_single_node()
+            except yaml.YAMLError as exc:
+                if "nesting depth" in str(exc):  # libyaml stops at 1,000 levels, where PyYAML would recurse and crash
+                    _refuse_forbidden_char(text, path)
+                    raise _too_deep(path, *_too_deep_at(text)) from None
+            finally:
+                fast.dispose()
+    _refuse_forbidden_char(text, path)
     loader = yaml.SafeLoader(text)
     try:
         return loader.get_single_node()
@@ -257,6 +298,18 @@ def _compose(text: str, path: str) -> yaml.Node | None:
         raise _too_deep(path, line, column) from None
     finally:
         loader.dispose()
+
+
+def _refuse_forbidden_char(text: str, path: str) -> None:
+    """A YamlSyntaxError at the first character YAML does not allow in a file, if there is one."""
+    bad = _FORBIDDEN_CHAR.search(text)
+    if bad:  # PyYAML refuses these in its reader, before it knows any line
+        line = text.count("\n", 0, bad.start()) + 1
+        column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        raise YamlSyntaxError(
+            f"an invisible character ({visible(bad.group())}) that YAML does not allow", path=path, line=line, column=column,
+            hint="delete it; it is invisible in most editors (a stray NUL or form feed from a copy and paste)",
+        )
 
 
 # What PyYAML's reader refuses (yaml.reader.Reader.NON_PRINTABLE): C0 controls but tab and newlines, DEL,
