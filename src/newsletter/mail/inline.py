@@ -18,12 +18,19 @@ compares it with plain premailer).  Hand-written for speed (issue 15):
 - it ran one cssselect XPath query per rule over the whole document, each testing
   every element's class with normalize-space and concat (half of its remaining
   time).  Selectors made of tags, #ids, .classes and descendant combinators
-  (all the templates' stylesheets use) are matched here from one index of the
-  tree built per call; any other selector still goes to cssselect.  And the
-  merged style of an element, with the width/bgcolor/align attributes premailer
-  derives from it, is a function of strings (the element's own style and the
-  rules it matched) kept per distinct input, like the parsed styles above.
-  tests/test_render.py checks both against premailer on random documents.
+  (all the templates' stylesheets use) are matched here in one walk of the
+  tree, all rules at once (``_Rules``): what an element matches depends only on
+  its tag, class, id and what its ancestors matched, worked out once per
+  stylesheet for each such combination met; any other selector still goes to
+  cssselect.  And the merged style of an element, with the width/bgcolor/align
+  attributes premailer derives from it, is a function of strings (the
+  element's own style and the rules it matched) kept per distinct input, like
+  the parsed styles above.  tests/test_render.py and tests/test_inline.py
+  check both against premailer on random documents.
+- lxml's calls are most of what is left, so the walk makes few: bytes for
+  attribute names and ASCII values (a str is encoded and checked on every
+  call), no ``getparent()`` per element, no ``set`` that changes nothing, and
+  the page serialised straight to str (premailer encodes to UTF-8, then decodes).
 - what it derives from text alone (each ``<style>`` block's rules and
   left-over CSS, each selector's XPath, each declaration list's pairs, each
   merged style) is also kept in the user's cache (``newsletter.mail.usercache``,
@@ -238,8 +245,8 @@ def merge_styles(inline_style: str, new_styles: list, classes: list, remove_unse
 
 
 # A selector made only of tags, #ids and .classes joined by spaces (descendant combinators):
-# what the templates' stylesheets use.  Matched here from one walk of the tree instead of one
-# XPath query per rule, each testing every element's class with normalize-space and concat
+# what the templates' stylesheets use.  Matched here in one walk of the tree (``_Rules``) instead
+# of one XPath query per rule, each testing every element's class with normalize-space and concat
 # (0.45 of the inliner's 1 ms for one issue).  Anything else goes to cssselect's XPath.
 _COMPOUND = re.compile(r"([A-Za-z][A-Za-z0-9-]*)?((?:[.#]-?[_A-Za-z][_A-Za-z0-9-]*)*)")
 _PART = re.compile(r"([.#])(-?[_A-Za-z][_A-Za-z0-9-]*)")
@@ -289,83 +296,163 @@ def _class_names(value: str) -> frozenset[str]:
     return _bounded(_class_sets, value, split)
 
 
-class _Index:
-    """One document's elements by class and id (and, when asked, by tag), in document order,
-    for ``_plan``'s selectors."""
+_Compound = tuple[str | None, tuple[str, ...], frozenset[str]]
+_NO_CLASSES: frozenset[str] = frozenset()
 
-    def __init__(self, page: Any) -> None:
-        self.page = page
-        self._by_tag: dict[str, list[Any]] = {}
-        self._by_id: dict[str, list[Any]] = {}
-        self.by_class: dict[str, list[Any]] = {}
-        self.classes: dict[Any, frozenset[str]] = {}
-        by_class, by_id, classes = self.by_class, self._by_id, self.classes
-        for element in page.iter(etree.Element):
-            value = element.get("class")
-            if value:
-                names = classes[element] = _class_names(value)
-                for name in names:
-                    found = by_class.get(name)
-                    if found is None:
-                        by_class[name] = [element]
+
+def _compound_matches(compound: _Compound, tag: str, ident: str | None, classes: frozenset[str]) -> bool:
+    """Whether an element with this tag, id and class names matches one compound selector
+    (cssselect's tests: the tag's exact name, ``@id = 'x'`` for each #x, each .name a class)."""
+    wanted_tag, ids, names = compound
+    if wanted_tag is not None and tag != wanted_tag:
+        return False
+    if ids and any(ident != wanted for wanted in ids):
+        return False
+    return not names or names <= classes
+
+
+# What to set on an element (attribute, value), in premailer's order, per value of its style attribute
+_Actions = dict[str | None, list[tuple[bytes, bytes | str]]]
+
+
+class _Rules:
+    """The rules of one set of ``<style>`` blocks as premailer applies them, and their matching
+    in one walk of the tree.
+
+    A rule made of ``_plan``'s compounds matches an element when the element matches the last
+    compound and its ancestors match the others, in order.  So what an element matches depends
+    only on its tag, class attribute and id, and on which leading parts of the rules its
+    ancestors have matched (its parent's *state*).  Each (state, tag, class, id) met is worked
+    out once, from the selectors alone, into the rules the element matches and the state its
+    children start from; most elements of an email repeat a few of them.  Rules of other
+    selectors are still cssselect's XPath queries, their matches merged in rule order.
+    """
+
+    def __init__(self, prepared: list[tuple[str, str, str]]) -> None:
+        self.prepared = prepared  # (selector, declarations, pseudo-class), most specific last
+        self._plans: list[tuple[int, tuple[_Compound, ...]]] = []  # (rule's index, compounds left to right)
+        self._others: list[tuple[int, str]] = []  # (rule's index, selector) for cssselect
+        for index, (selector, _, _) in enumerate(prepared):
+            plan = _plan(selector)
+            if plan is None:
+                self._others.append((index, selector))
+            else:
+                self._plans.append((index, tuple(reversed(plan))))
+        self._reads_ids = any(ids for _, compounds in self._plans for _, ids, _ in compounds)
+        self._reads_classes = any(names for _, compounds in self._plans for _, _, names in compounds)
+        # a state: the (plan's number, compound's position) reached by an element or its ancestors
+        self._states: list[frozenset[tuple[int, int]]] = [frozenset()]
+        self._state_numbers: dict[frozenset[tuple[int, int]], int] = {frozenset(): 0}
+        self._steps: dict[tuple[int, str, str | None, str | None], tuple[int, tuple[int, ...], _Actions | None]] = {}
+        self._actions: dict[tuple[tuple[int, ...], bool], _Actions] = {}
+
+    def _step(self, key: tuple[int, str, str | None, str | None], steps: dict, states: list[frozenset[tuple[int, int]]],
+              state_numbers: dict[frozenset[tuple[int, int]], int]) -> tuple[int, tuple[int, ...], _Actions | None]:
+        """For an element whose parent's state, tag, class attribute and id are ``key``: the state
+        its children start from, the rules it matches (in order) and what they set (kept in the
+        walk's tables)."""
+        state, tag, class_value, ident = key
+        reached = states[state]
+        classes = _class_names(class_value) if class_value else _NO_CLASSES
+        matched = []
+        children_reach = set(reached)
+        for number, (index, compounds) in enumerate(self._plans):
+            last = len(compounds) - 1
+            for position, compound in enumerate(compounds):
+                if (position == 0 or (number, position - 1) in reached) and _compound_matches(compound, tag, ident, classes):
+                    if position == last:
+                        matched.append(index)
                     else:
-                        found.append(element)
-            ident = element.get("id")
-            if ident is not None:
-                found = by_id.get(ident)
-                if found is None:
-                    by_id[ident] = [element]
-                else:
-                    found.append(element)
+                        children_reach.add((number, position))
+        children_state = frozenset(children_reach)
+        child = state_numbers.get(children_state)
+        if child is None:
+            child = state_numbers[children_state] = len(states)
+            states.append(children_state)
+        rules = tuple(matched)
+        step = steps[key] = (child, rules, self._actions_of(rules, tag == "img"))
+        return step
 
-    def by_tag(self, tag: str) -> list[Any]:
-        found = self._by_tag.get(tag)
-        if found is None:
-            found = self._by_tag[tag] = list(self.page.iter(tag))
-        return found
+    def _actions_of(self, rules: tuple[int, ...], is_img: bool) -> _Actions | None:
+        """The (shared) table of what these rules set, per style attribute; None when nothing can be set."""
+        if not rules and not is_img:
+            return None
+        return _bounded(self._actions, (rules, is_img), dict)
 
-    def by_id(self, ident: str) -> list[Any]:
-        return self._by_id.get(ident, [])
+    def _work_out(self, rules: tuple[int, ...], is_img: bool, style: str | None) -> list[tuple[bytes, bytes | str]]:
+        """premailer's changes to an element with these rules and this style attribute: the merged
+        style and the attributes derived from it, then an image's align from its float."""
+        changes: list[tuple[str, str]] = []
+        final_style = ""
+        if rules:
+            final_style, attributes = _merged(style or "", tuple(self.prepared[i][1:] for i in rules), True)
+            if final_style and final_style != style:  # setting the same value changes nothing
+                changes.append(("style", final_style))
+            changes.extend(attributes)
+        if is_img:
+            # premailer's default align_floating_images: Outlook understands align=, not CSS floats
+            style_now = final_style or style
+            side = _float_of(style_now) if style_now is not None else None
+            if side in ("right", "left"):
+                changes.append(("align", side))
+        # as bytes where lxml takes them as they are (ASCII): it encodes and checks a str on every call
+        return [(name.encode("ascii"), value.encode("ascii") if value.isascii() else value) for name, value in changes]
 
-    def _matches(self, element: Any, compound: tuple[str | None, tuple[str, ...], frozenset[str]]) -> bool:
-        tag, ids, classes = compound
-        if tag is not None and element.tag != tag:
-            return False
-        if ids and any(element.get("id") != ident for ident in ids):
-            return False
-        return not classes or classes <= self.classes.get(element, frozenset())
+    def apply(self, page: Any) -> None:
+        """Inline the rules into the elements of ``page`` (premailer's matching, merging and
+        image alignment)."""
+        if len(self._steps) >= _CACHE_SIZE:  # new tables: a walk under way (another thread's) keeps its own
+            self._steps, self._states, self._state_numbers = {}, [frozenset()], {frozenset(): 0}
+        steps, states, state_numbers = self._steps, self._states, self._state_numbers
+        others: dict[Any, list[int]] = {}
+        for index, selector in self._others:
+            for element in _select(selector)(page):
+                others.setdefault(element, []).append(index)
+        step_for, actions_of, work_out = self._step, self._actions_of, self._work_out
+        reads_ids, reads_classes = self._reads_ids, self._reads_classes
+        state = 0  # the parent's state, for the next element in document order
+        # (first element after a subtree, state before it) for the subtrees whose state differs:
+        # elements come in document order, so no getparent() per element (a new proxy each time)
+        open_subtrees: list[tuple[Any, int]] = []
+        for element in page.iter(etree.Element):
+            while open_subtrees and open_subtrees[-1][0] is element:
+                state = open_subtrees.pop()[1]
+            tag = element.tag
+            # bytes names: lxml encodes a str name on every call
+            key = (state, tag, element.get(b"class") if reads_classes else None, element.get(b"id") if reads_ids else None)
+            step = steps.get(key)
+            if step is None:
+                step = step_for(key, steps, states, state_numbers)
+            child, rules, actions = step
+            if child != state:
+                open_subtrees.append((_following(element), state))
+                state = child
+            if others:
+                more = others.get(element)
+                if more is not None:
+                    rules = tuple(sorted(rules + tuple(more)))
+                    actions = actions_of(rules, tag == "img")
+            if actions is not None:
+                style = element.get(b"style")
+                changes = actions.get(style)
+                if changes is None:
+                    changes = _bounded(actions, style, lambda: work_out(rules, tag == "img", style))
+                for name, value in changes:
+                    element.set(name, value)
 
-    def _matching(self, compound: tuple[str | None, tuple[str, ...], frozenset[str]]) -> list[Any]:
-        """The elements one compound selector matches, in document order."""
-        tag, ids, classes = compound
-        if ids:
-            candidates = self.by_id(ids[0])
-        elif classes:
-            candidates = min((self.by_class.get(name, ()) for name in classes), key=len)
-        elif tag is not None:
-            return self.by_tag(tag)
-        else:
-            return []
-        matches = self._matches
-        return [element for element in candidates if matches(element, compound)]
 
-    def select(self, selector: str) -> list[Any]:
-        """The elements ``selector`` matches, in document order (what ``CSSSelector`` returns)."""
-        plan = _plan(selector)
-        if plan is None:
-            return _select(selector)(self.page)
-        # left to right: the elements inside a match of every compound so far
-        within: set[Any] | None = None
-        for compound in reversed(plan[1:]):
-            inside: set[Any] = set()
-            for element in self._matching(compound):
-                if (within is None or element in within) and element not in inside:
-                    inside.update(element.iterdescendants(etree.Element))
-            if not inside:
-                return []
-            within = inside
-        found = self._matching(plan[0])
-        return found if within is None else [element for element in found if element in within]
+def _following(element: Any) -> Any:
+    """The first element after ``element`` and its descendants in document order (the next one
+    ``iter`` yields outside it), or None."""
+    node = element
+    while node is not None:
+        sibling = node.getnext()
+        while sibling is not None:
+            if isinstance(sibling.tag, str):  # not a comment or processing instruction
+                return sibling
+            sibling = sibling.getnext()
+        node = node.getparent()
+    return None
 
 
 def _merged(inline_style: str, matched: tuple[tuple[str, str], ...], remove_unset: bool) -> tuple[str, list[tuple[str, str]]]:
@@ -399,10 +486,10 @@ def _style_block(css_body: str, index: int) -> tuple[list, str | None]:
     return _derive(_style_blocks, f"{index}\n{css_body}", derive, _STYLE_CACHE_SIZE)
 
 
-_prepared_rules: dict[tuple[int, ...], tuple[list, list[tuple[str, str, str]]]] = {}
+_prepared_rules: dict[tuple[int, ...], tuple[list, _Rules]] = {}
 
 
-def _prepared(sheets: list[list]) -> list[tuple[str, str, str]]:
+def _prepared(sheets: list[list]) -> _Rules:
     """The rules of these ``<style>`` blocks' parsed rule lists (the cached ones, kept alive here)
     as premailer applies them: sorted by specificity, each as (selector to match, declarations,
     pseudo-class or "")."""
@@ -425,8 +512,9 @@ def _prepared(sheets: list[list]) -> list[tuple[str, str, str]]:
         prepared.append((selector, style, class_))
     if len(_prepared_rules) >= _STYLE_CACHE_SIZE:
         _prepared_rules.clear()
-    _prepared_rules[key] = (sheets, prepared)
-    return prepared
+    found = _Rules(prepared)
+    _prepared_rules[key] = (sheets, found)
+    return found
 
 
 def _transform(html: str, pretty_print: bool = True) -> str:
@@ -448,29 +536,9 @@ def _transform(html: str, pretty_print: bool = True) -> str:
         else:
             element.getparent().remove(element)
 
-    found = _Index(page)
-    elements: dict[int, tuple[Any, list[tuple[str, str]]]] = {}
-    for selector, style, class_ in _prepared(sheets):
-        for item in found.select(selector):
-            entry = elements.get(id(item))
-            if entry is None:
-                entry = elements[id(item)] = (item, [])
-            entry[1].append((style, class_))
-    for item, matched in elements.values():
-        # premailer's defaults: remove_unset_properties, no disable_basic_attributes
-        final_style, attributes = _merged(item.get("style", ""), tuple(matched), True)
-        if final_style:
-            item.set("style", final_style)
-        for name, value in attributes:  # premailer's _style_to_basic_html_attributes(force=True)
-            item.set(name, value)
-
-    # premailer's default align_floating_images: Outlook understands align=, not CSS floats
-    for item in page.iter("img"):
-        style = item.get("style")
-        side = _float_of(style) if style is not None else None
-        if side in ("right", "left"):
-            item.attrib["align"] = side
-    return etree.tostring(root, method="html", pretty_print=pretty_print, encoding="utf-8").decode("utf-8")
+    _prepared(sheets).apply(page)
+    # straight to str: the same text as premailer's UTF-8 bytes decoded (tests/test_render.py), one copy less
+    return etree.tostring(root, method="html", pretty_print=pretty_print, encoding="unicode")
 
 
 def _applies(element: Any) -> bool:
