@@ -82,3 +82,54 @@ def test_the_example_doi_alone_is_caught() -> None:
 def test_own_text_is_never_taken_for_a_placeholder(text: str) -> None:
     data = {"intro": text, "articles": [{"title": text, "summary": text, "practice_implications": text, "citation": {"text": text, "doi": text}}]}
     assert list(find_placeholders(data)) == []
+
+
+def _is_placeholder_by_folding(field: str, value: object) -> bool:
+    """The plain definition ``_is_placeholder`` short-cuts: fold the whole field, then compare."""
+    if not isinstance(value, str):
+        return False
+    folded = " ".join(value.split()).casefold()
+    if field == "intro":
+        return folded == " ".join(placeholders.INTRO.split()).casefold()
+    if field == "text":
+        return bool(placeholders._CITATION_RE.fullmatch(folded)) or placeholders.DOI in folded
+    if field == "doi":
+        return placeholders.DOI in folded
+    return placeholders._ARTICLE_TEXTS.get(field) == folded
+
+
+_PLACEHOLDER_TEXTS = st.sampled_from([
+    placeholders.INTRO, placeholders.TITLE, placeholders.SUMMARY, placeholders.IMPLICATIONS, placeholders.DOI,
+    placeholders.CITATION.format(year="2027", doi=placeholders.DOI), placeholders.CITATION,
+])
+
+
+@st.composite
+def _field_texts(draw: st.DrawFn) -> str:
+    """A placeholder with its spaces and case changed, perhaps inside other text, or any text at all."""
+    base = draw(st.one_of(_PLACEHOLDER_TEXTS, st.text(max_size=20)))
+    words = base.split(" ")
+    spaces = draw(st.lists(st.sampled_from([" ", "  ", "\n", "\t", " \n  ", "\u00a0", "\u2028"]), min_size=len(words), max_size=len(words)))
+    text = "".join(w + s for w, s in zip(words, spaces))
+    text = draw(st.sampled_from([text, text.upper(), text.lower(), text.title()]))
+    return draw(st.text(max_size=3)) + text + draw(st.sampled_from(["", "", "x", ".", " more"]))
+
+
+@given(field=st.sampled_from(["intro", "title", "summary", "practice_implications", "text", "doi", "journal"]),
+       value=st.one_of(_field_texts(), st.integers(), st.none()))
+def test_the_first_word_shortcut_finds_exactly_what_folding_finds(field: str, value: object) -> None:
+    """``_is_placeholder`` compares a field's first word before folding all of it (issue 15): the
+    same answer as folding the whole field."""
+    assert placeholders._is_placeholder(field, value) == _is_placeholder_by_folding(field, value)
+
+
+def test_folding_never_turns_a_character_into_a_space_or_a_space_into_anything_else() -> None:
+    """What the shortcut relies on, for every character: casefold() keeps whitespace as it is and
+    makes none, so a word's folded first word, or a DOI inside it, is the same folded alone or in context."""
+    for code in range(0x110000):
+        char = chr(code)
+        folded = char.casefold()
+        if char.isspace():
+            assert folded == char
+        else:
+            assert not any(c.isspace() for c in folded), hex(code)

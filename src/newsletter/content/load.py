@@ -161,18 +161,23 @@ class _IssueBuilder:
                 self.error(key + (name,), f"unknown field '{name}' in {what}{hint}", at_key=True)
 
     def text(self, mapping: dict, name: str, key: tuple[Any, ...], *, required: bool, one_line: bool = False) -> str | None:
-        value = self.src.as_text(key + (name,), mapping.get(name))  # `title: No` stays "No", not False
+        value = mapping.get(name)
+        if not isinstance(value, str):  # text is as typed already; `title: No` stays "No", not False
+            value = self.src.as_text(key + (name,), value)
         if value is None or (isinstance(value, str) and not value.strip()):
             if required:
                 self.error(key, f"missing required field '{name}'")
             return None
-        if isinstance(value, (dict, list)):
+        if isinstance(value, str):
+            text = value.strip()
+        elif isinstance(value, (dict, list)):
             self.error(key + (name,), f"'{name}' must be text, not a {'list' if isinstance(value, list) else 'mapping'}")
             return None
-        if not isinstance(value, (str, int, float)):  # a !!set: str() would put {'...'} in the email
+        elif not isinstance(value, (int, float)):  # a !!set: str() would put {'...'} in the email
             self.error(key + (name,), f"'{name}' must be text, not {type(value).__name__} (remove the !!tag)")
             return None
-        text = str(value).strip()
+        else:
+            text = str(value).strip()
         if len(text) > MAX_FIELD_CHARS:
             self.error(
                 key + (name,),

@@ -77,6 +77,8 @@ class YamlSource:
 
     def as_text(self, key: Key, value: Any) -> Any:
         """``value`` as the author typed it when YAML read a plain scalar as a boolean, number or date."""
+        if isinstance(value, str):  # text (a date included) is already what was typed
+            return value
         return self.typed.get(tuple(key), value)
 
 
@@ -92,15 +94,19 @@ def _record(root: yaml.Node, src: YamlSource) -> tuple[list[Any], list[tuple[Any
     constructor took a third of parsing.  None when it is anything else (merge keys,
     ``!!omap``, a number as a key, ...): ``parse_yaml`` then constructs with PyYAML.
     """
-    seen: dict[int, Key] = {}
+    seen: set[int] = set()
     holder: list[Any] = [None]
     deferred: list[tuple[Any, Any, yaml.Node]] = []
     fast = True
     positions, key_positions, typed = src.positions, src.key_positions, src.typed
+    # looked up once: this loop runs for every node of the file (issue 15)
+    scalar_node, mapping_node, sequence_node = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
+    str_tag, null_tag, timestamp_tag = _STR_TAG, _NULL_TAG, _TIMESTAMP_TAG
     stack: list[tuple[yaml.Node, Key, tuple[int, int], Any, Any]] = [
         (root, (), (root.start_mark.line + 1, root.start_mark.column + 1), holder, 0)]
+    push, pop = stack.append, stack.pop
     while stack:
-        node, key, used_at, container, slot = stack.pop()
+        node, key, used_at, container, slot = pop()
         mark = node.start_mark
         here = (mark.line + 1, mark.column + 1)
         if id(node) in seen:
@@ -108,59 +114,63 @@ def _record(root: yaml.Node, src: YamlSource) -> tuple[list[Any], list[tuple[Any
                 f"an alias (*name) repeats the value from line {here[0]}; aliases are not allowed in newsletter files",
                 path=src.path, line=used_at[0], column=used_at[1], hint="write the value out in full where it is needed",
             )
-        seen[id(node)] = key
+        seen.add(id(node))
         if len(key) > MAX_DEPTH:
             raise _too_deep(src.path, *here)
         positions[key] = here
         tag = node.tag
-        if isinstance(node, yaml.ScalarNode):
-            if tag == _STR_TAG or tag == _TIMESTAMP_TAG:  # _Constructor keeps dates as typed
+        if isinstance(node, scalar_node):
+            if tag == str_tag:
                 container[slot] = node.value
+            elif tag == timestamp_tag:  # _Constructor keeps dates as typed
+                container[slot] = node.value
+                if not node.style:
+                    typed[key] = node.value
             else:
                 container[slot] = None  # null, or in its place until _finish (a mapping keeps its order)
-                if tag != _NULL_TAG:
+                if tag != null_tag:
                     deferred.append((container, slot, node))
-            if not node.style and tag not in (_STR_TAG, _NULL_TAG):
-                typed[key] = node.value
-        elif isinstance(node, yaml.MappingNode):
+                    if not node.style:
+                        typed[key] = node.value
+        elif isinstance(node, mapping_node):
             mapping: dict[str, Any] = {}
             if tag != _MAP_TAG:
                 fast = False
             container[slot] = mapping
             for k_node, v_node in reversed(node.value):
-                if not isinstance(k_node, yaml.ScalarNode):
+                if not isinstance(k_node, scalar_node):
                     raise NewsletterError(
                         "a field name must be plain text, not a list or mapping", path=src.path,
                         line=k_node.start_mark.line + 1, column=k_node.start_mark.column + 1, hint="check the brackets and the '?' on this line",
                     )
-                if k_node.tag != _STR_TAG:
-                    fast = False
                 name = k_node.value
-                at = (k_node.start_mark.line + 1, k_node.start_mark.column + 1)
+                key_mark = k_node.start_mark
+                at = (key_mark.line + 1, key_mark.column + 1)
                 child = key + (name,)
-                if child in key_positions:
+                first_at = key_positions.setdefault(child, at)
+                if first_at is not at:
                     # YAML requires unique keys; PyYAML would silently keep the last value and lose the first
-                    first, second = sorted((key_positions[child], at))
+                    first, second = sorted((first_at, at))
                     raise NewsletterError(
                         f"'{name}' appears twice here (first on line {first[0]}); the second would silently replace the first",
                         path=src.path, line=second[0], column=second[1], hint="merge the two or rename one",
                     )
-                key_positions[child] = at
-                if k_node.tag != _STR_TAG:  # 1:, true:, null: become 1, True, None: where the checks look them up
+                if k_node.tag != str_tag:  # 1:, true:, null: become 1, True, None: where the checks look them up
+                    fast = False
                     try:
                         value = _Constructor().construct_object(k_node)
                         key_positions.setdefault(key + (value,), at)
                     except Exception:  # noqa: BLE001 - unconstructable or unhashable: reported when the file is constructed
                         pass
-                stack.append((v_node, child, at, mapping, name))
-        elif isinstance(node, yaml.SequenceNode):
+                push((v_node, child, at, mapping, name))
+        elif isinstance(node, sequence_node):
             items = node.value
             sequence: list[Any] = [None] * len(items)
             if tag != _SEQ_TAG:
                 fast = False
             container[slot] = sequence
             for i in range(len(items) - 1, -1, -1):
-                stack.append((items[i], key + (i,), here, sequence, i))  # an alias item shares its anchor's mark: name the list
+                push((items[i], key + (i,), here, sequence, i))  # an alias item shares its anchor's mark: name the list
     return (holder, deferred) if fast else None
 
 
