@@ -410,13 +410,15 @@ class _Rules:
                 others.setdefault(element, []).append(index)
         step_for, actions_of, work_out = self._step, self._actions_of, self._work_out
         reads_ids, reads_classes = self._reads_ids, self._reads_classes
-        state = 0  # the parent's state, for the next element in document order
-        # (first element after a subtree, state before it) for the subtrees whose state differs:
-        # elements come in document order, so no getparent() per element (a new proxy each time)
-        open_subtrees: list[tuple[Any, int]] = []
+        # The parent's state, for the next element in document order; and where the innermost
+        # subtree whose state differs from its parent's ends (the first element after it), with
+        # the enclosing ones' on a stack: no getparent() per element (a new proxy each time).
+        state = 0
+        subtree_end = None
+        enclosing: list[tuple[Any, int]] = []
         for element in page.iter(etree.Element):
-            while open_subtrees and open_subtrees[-1][0] is element:
-                state = open_subtrees.pop()[1]
+            while element is subtree_end:
+                subtree_end, state = enclosing.pop()
             tag = element.tag
             # bytes names: lxml encodes a str name on every call
             key = (state, tag, element.get(b"class") if reads_classes else None, element.get(b"id") if reads_ids else None)
@@ -425,8 +427,8 @@ class _Rules:
                 step = step_for(key, steps, states, state_numbers)
             child, rules, actions = step
             if child != state:
-                open_subtrees.append((_following(element), state))
-                state = child
+                enclosing.append((subtree_end, state))
+                subtree_end, state = _following(element), child
             if others:
                 more = others.get(element)
                 if more is not None:
@@ -517,11 +519,17 @@ def _prepared(sheets: list[list]) -> _Rules:
     return found
 
 
+# One parser for every call: a new one sets up libxml2's parser context on its first document
+# (lxml locks a parser while it parses, so threads share it safely).  No table of the ids:
+# nothing here looks elements up by id (cssselect's #x is @id = 'x'), and it is not serialised.
+_HTML_PARSER = etree.HTMLParser(collect_ids=False)
+
+
 def _transform(html: str, pretty_print: bool = True) -> str:
     """premailer's ``transform`` with ``PREMAILER_OPTIONS``: the HTML with its ``<style>`` rules
     moved into style attributes."""
     stripped = html.strip()
-    tree = etree.fromstring(stripped, etree.HTMLParser()).getroottree()
+    tree = etree.fromstring(stripped, _HTML_PARSER).getroottree()
     page = tree.getroot()
     root = tree if stripped.startswith(tree.docinfo.doctype) else page  # lxml adds a doctype
     if next(page.iter("head"), None) is None:
