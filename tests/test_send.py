@@ -320,6 +320,33 @@ def test_claims_shrink_near_the_end_so_connections_finish_together(folder: Path,
     assert sizes[-4:] == [1, 1, 1, 1]
 
 
+def test_plain_smtp_send_imports_no_entry_points_tls_prompt_or_idna(folder: Path) -> None:
+    # A send through a relay on this machine (security: none, password-less, an ASCII host) needs neither
+    # the scan of installed packages for senders, nor ssl, getpass, or the idna codec: each was fixed
+    # start-up cost of every `newsletter send`.
+    import os
+    import subprocess
+    import sys
+
+    from newsletter.mail.build import render_issue
+
+    render_issue(folder, MONTH)  # a warm user cache (tests share one): premailer, imported cold, registers importlib.metadata
+    csv = write_list(folder / "list.csv", people(2))
+    code = (
+        "import sys; from newsletter.cli import main\n"
+        "try:\n"
+        f"    main(['send', {MONTH!r}, '--to', {str(csv)!r}, '--yes', '--sender', 'smtp', '--folder', {str(folder)!r}])\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "print(sorted(m for m in sys.modules if m in ('importlib.metadata', 'ssl', 'getpass', 'encodings.idna')))\n"
+    )
+    with Server() as server:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **server.env()})
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1] == "[]"
+        assert sorted(got.rcpt for got in server.receiver.got) == ["reader0000@example.org", "reader0001@example.org"]
+
+
 def test_send_without_dkim_imports_neither_dkimpy_nor_dnspython(folder: Path) -> None:
     # dkimpy and dnspython cost a third of a send's start-up; a send that signs nothing needs neither.
     import os

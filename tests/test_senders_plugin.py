@@ -127,3 +127,36 @@ def test_real_send_through_the_plugin_in_a_subprocess(plugin_site, folder):
     assert f"this run: {len(deliveries)} sent" in sent.stdout
     report = json.loads((folder / "archive" / "2026-11" / "report.json").read_text())
     assert report["sender"] == "pigeons to pigeon.jsonl" and report["counts"]["sent"] == len(deliveries)
+
+
+def test_builtin_senders_match_the_registered_entry_points():
+    """load_sender imports a built-in without reading entry points: the table it uses is what pyproject.toml registers."""
+    import tomllib
+
+    from newsletter.senders import BUILTIN_SENDERS
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["entry-points"]["newsletter.senders"] == BUILTIN_SENDERS
+
+
+def test_a_builtin_sender_loads_without_scanning_installed_packages(folder):
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom newsletter.content.config import load_config\nfrom newsletter.senders import load_sender\n"
+        f"folder = Path({str(folder)!r})\n"
+        "for name in ('smtp', 'maildir'):\n"
+        "    sender = load_sender(name, load_config(folder, env={'NEWSLETTER_SMTP_HOST': 'localhost'}), folder, {})\n"
+        "    print(type(sender).__module__)\n"
+        "print('importlib.metadata' in sys.modules, 'ssl' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["newsletter.senders.smtp", "newsletter.senders.maildir", "False", "False"]
+
+
+def test_a_plugin_cannot_take_a_builtin_name(plugin_site, folder):
+    info = plugin_site / "pigeon_sender-1.0.dist-info" / "entry_points.txt"
+    info.write_text("[newsletter.senders]\npigeon = pigeon_sender:PigeonSender\nsmtp = pigeon_sender:PigeonSender\n")
+    assert available_senders()["smtp"].value == "newsletter.senders.smtp:SMTPSender"
+    assert type(load_sender("smtp", load_config(folder, env={"NEWSLETTER_SMTP_HOST": "localhost"}), folder, {})).__module__ == "newsletter.senders.smtp"
+    listed = {i.name: i for i in describe_senders()}
+    assert listed["smtp"].module == "newsletter.senders.smtp:SMTPSender" and listed["smtp"].distribution == "newsletter"

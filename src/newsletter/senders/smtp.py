@@ -34,21 +34,22 @@ message, a reply or an exception.
 from __future__ import annotations
 
 import base64
-import getpass
 import math
 import re
 import socket
-import ssl
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, ClassVar, Mapping, Sequence
 
 from newsletter.errors import ConfigError, SendError, visible
 from newsletter.content.addresses import is_loopback
 from newsletter.content.model import Config, SMTPSettings
 from newsletter.senders.base import DeliveryError, Outcome, PermanentFailure, TemporaryFailure, UncertainDelivery
+
+if TYPE_CHECKING:  # ssl is imported where TLS is set up: a relay on this machine (security: none) never needs it
+    import ssl
 
 PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
 CAFILE_ENV = "NEWSLETTER_SMTP_CAFILE"
@@ -290,6 +291,8 @@ class SMTPSender:
 
     def ssl_context(self) -> ssl.SSLContext:
         """A verifying TLS context; NEWSLETTER_SMTP_CAFILE adds a private CA (e.g. a company relay's)."""
+        import ssl
+
         context = ssl.create_default_context()
         if self._cafile:
             try:
@@ -324,7 +327,7 @@ class SMTPConnection:
         assert settings.host
         self._discard()
         try:
-            sock = socket.create_connection((settings.host, settings.port), timeout=settings.timeout)
+            sock = socket.create_connection((connect_host(settings.host), settings.port), timeout=settings.timeout)
         except socket.timeout:
             raise _Transient(f"connection timed out after {settings.timeout:g} s") from None
         except OSError as exc:
@@ -368,6 +371,8 @@ class SMTPConnection:
         self.sessions += 1
 
     def _wrap_tls(self, sock: socket.socket) -> ssl.SSLSocket:
+        import ssl
+
         host = self.sender.settings.host or ""
         try:
             return self.sender.ssl_context().wrap_socket(sock, server_hostname=host.strip("[]"))
@@ -863,6 +868,8 @@ def _on_terminal() -> bool:
 
 def _terminal_prompt(text: str) -> Callable[[], str]:
     """Ask on the terminal without echo (getpass writes to /dev/tty, not to logs or stdout)."""
+    import getpass  # here: a send whose password is in the environment never asks
+
     return lambda: getpass.getpass(text)
 
 
@@ -884,6 +891,14 @@ def _helo_name(sock: socket.socket | None) -> bytes:
     except OSError:
         address = "127.0.0.1"
     return (f"[IPv6:{address}]" if ":" in address else f"[{address}]").encode("ascii")
+
+
+def connect_host(host: str) -> str | bytes:
+    """The host as ``socket.create_connection`` is given it: an ASCII name or address as bytes, which
+    the resolver takes as it is.  Given text, the socket module passes every host name through the
+    "idna" codec, whose import (stringprep, unicodedata's tables) cost a send's first connection
+    a millisecond or more; a name with non-ASCII letters still goes that way."""
+    return host.encode("ascii") if host.isascii() else host
 
 
 def _os_error_text(exc: OSError) -> str:
