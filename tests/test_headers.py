@@ -9,7 +9,10 @@ import re
 from email.header import decode_header, make_header
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from newsletter.mail import headers
 from newsletter.mail.headers import encoded_words, mailbox_value, one_line, unstructured_value
 from newsletter.mail.message import build_message, message_bytes
 from newsletter.content.model import Config
@@ -122,6 +125,19 @@ def test_encoded_words_never_split_a_character() -> None:
     assert all(len(w) <= 75 for w in words)
     decoded = "".join(str(email.header.make_header(email.header.decode_header(w))) for w in words)
     assert decoded == "\U0001F600" * 40
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab \t\r\n\x00\x7f\x85\xa0\u2028\u200b\u3000\U0001F600")) | st.characters(), max_size=30))
+@example(" a")
+@example("a ")
+@example("a  b")
+@example("a\u00a0b")
+@example("\u200b")
+def test_one_line_fast_path_agrees_with_the_search(value: str) -> None:
+    # one_line answers a printable value without its regex search; the answer must be the search's
+    reference = value if not headers._NOT_ONE_LINE.search(value) else " ".join(
+        "".join(" " if ord(c) < 32 or c == "\x7f" else c for c in value).split())
+    assert one_line(value) == reference
 
 
 def test_one_line_folds_controls() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import quopri
+import re
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,23 @@ def test_message_ids_are_new_each_time(parts) -> None:
     ids = personaliser.make_message_ids(50) + [personaliser.make_message_id() for _ in range(50)]
     assert len(set(ids)) == 100
     assert all(len(i) == len("<" + "0" * 32 + "@example.org>") and i.endswith("@example.org>") and i[13] == "4" for i in ids)
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), min_size=1, max_size=90) | st.text(alphabet="ab =~\x7f\t\u00e9", min_size=1, max_size=90))
+@example("x" * 70)
+@example("x" * 71)
+@example("a=b")
+def test_qp_short_line_path_is_the_line_encoding(text: str) -> None:
+    # qp_encode answers a short printable-ASCII text without the line encoder; the bytes must be the encoder's
+    from newsletter.mail.personalise import _encode_line
+
+    out: list[str] = []
+    _encode_line(text.encode("utf-8"), out, hard=False)
+    assert qp_encode(text, soft_end=True) == "".join(out).encode("ascii")
+
+
+@given(st.text(max_size=20) | st.text(alphabet="a@. \t\x7f\x20\x21\x7e\u00e9", max_size=20))
+def test_plain_address_is_the_printable_ascii_regex(address: str) -> None:
+    from newsletter.mail.personalise import _plain_address
+
+    assert _plain_address(address) == bool(re.fullmatch(r"[\x21-\x7e]+", address))
