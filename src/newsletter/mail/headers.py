@@ -51,8 +51,22 @@ def one_line(value: str) -> str:
     return " ".join("".join(" " if ord(c) < 32 or c == "\x7f" else c for c in value).split())
 
 
+# str.translate table from a UTF-8 byte (read as a latin-1 character) to its Q encoding.
+_Q_TRANSLATE = {byte: _Q_CHAR[byte] for byte in range(256)}
+
+
 def encoded_words(text: str) -> list[str]:
     """``text`` as Q encoded-words of at most 75 characters, split between characters, never inside one."""
+    # A display name or subject usually fits one word: encoded in one translate call rather
+    # than a turn per character (the loop below then splits nowhere, so the result is the same).
+    whole = text.encode("utf-8").decode("latin-1").translate(_Q_TRANSLATE)
+    if len(whole) <= _WORD_ROOM:
+        return [_Q_PREFIX + whole + _Q_SUFFIX] if whole else []
+    return _split_encoded_words(text)
+
+
+def _split_encoded_words(text: str) -> list[str]:
+    """``encoded_words`` one character at a time, starting a new word where the next would not fit."""
     words: list[str] = []
     chunk = ""
     for char in text:
@@ -119,11 +133,16 @@ def fold(name: str, tokens: list[str], linesep: str = "\n") -> str:
 
 def mailbox_value(header: str, name: str | None, address: str, linesep: str = "\n") -> str:
     """'Display Name <address>' (or the bare address), encoded and folded for ``header``."""
+    return mailbox_from_tokens(header, phrase_tokens(name or ""), address, linesep)
+
+
+def mailbox_from_tokens(header: str, name_tokens: list[str], address: str, linesep: str = "\n") -> str:
+    """``mailbox_value`` with the display name's ``phrase_tokens`` already made (a name used in
+    several headers is encoded once)."""
     address = one_line(address)
-    tokens = phrase_tokens(name or "")
-    if not tokens:
+    if not name_tokens:
         return address
-    return fold(header, [*tokens, f"<{address}>"], linesep)
+    return fold(header, [*name_tokens, f"<{address}>"], linesep)
 
 
 def unstructured_value(header: str, text: str, linesep: str = "\n") -> str:

@@ -31,7 +31,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage, Message, MIMEPart
 
 from newsletter.content.addresses import domain_of
-from newsletter.mail.headers import mailbox_value, one_line, unstructured_value
+from newsletter.mail.headers import mailbox_from_tokens, mailbox_value, one_line, phrase_tokens, unstructured_value
 from newsletter.content.model import Config, slugify
 from newsletter.mail.render import RenderedEmail
 
@@ -110,7 +110,8 @@ def build_message(
     # Every header is stored encoded and folded already (set_raw): the header
     # registry's parse-and-refold cost ~0.3 ms a header, most of a message.
     msg.set_raw("Subject", unstructured_value("Subject", subject_prefix + rendered.subject))
-    msg.set_raw("From", mailbox_value("From", config.sender_name, config.sender_email))
+    sender_tokens = phrase_tokens(config.sender_name)  # encoded once for From and Reply-To
+    msg.set_raw("From", mailbox_from_tokens("From", sender_tokens, config.sender_email))
     if to is None:  # a message for nobody in particular (build, archive): SpamAssassin wants a To
         msg.set_raw("To", UNDISCLOSED_RECIPIENTS)
     else:
@@ -119,7 +120,7 @@ def build_message(
         else:  # a free-form string: let the header registry parse and encode it
             msg["To"] = one_line(to)
     if config.reply_to:
-        msg.set_raw("Reply-To", mailbox_value("Reply-To", config.sender_name, config.reply_to))
+        msg.set_raw("Reply-To", mailbox_from_tokens("Reply-To", sender_tokens, config.reply_to))
     when = datetime.fromtimestamp(date if date is not None else time.time(), tz=timezone.utc)
     msg.set_raw("Date", email.utils.format_datetime(when))
     msg.set_raw("Message-ID", one_line(message_id or email.utils.make_msgid(domain=domain_of(config.sender_email))))
