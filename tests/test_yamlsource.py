@@ -310,3 +310,32 @@ def test_an_invisible_character_is_refused_exactly_where_the_full_search_finds_o
         line = text.count("\n", 0, bad.start()) + 1
         column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
         assert message.startswith(f"f.yaml:{line}:{column}: an invisible character")
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_DATA, flow=st.booleans(), nest=st.integers(min_value=0, max_value=34))
+def test_recording_text_in_place_gives_what_the_node_by_node_walk_gives(data: object, flow: bool, nest: int) -> None:
+    """In a file without aliases the position walk records text values and list items where their
+    mapping or list is met (issue 15): the same data (in the same order), positions, typed text and
+    values left for PyYAML, or the same error, as visiting every node on its own."""
+    import yaml
+
+    from newsletter.content.yamlsource import YamlSource, _compose, _record
+
+    for _ in range(nest):  # up to past MAX_DEPTH: the too-deep error must come from the same node
+        data = {"a": data, "b": ["x", 1]} if nest % 2 else [data, "y"]
+    text = yaml.safe_dump(data, default_flow_style=flow, allow_unicode=True)
+    node = _compose(text, "f.yaml")
+    if node is None or "&" in text:  # an anchor: safe_dump met an object twice (never here), so aliases
+        return
+
+    def walk(may_alias: bool) -> object:
+        src = YamlSource("f.yaml", None)
+        try:
+            built = _record(node, src, may_alias=may_alias)
+        except NewsletterError as exc:
+            return str(exc)
+        shown = None if built is None else (repr(built[0]), [(repr(c), s, n.start_mark.index) for c, s, n in built[1]])
+        return shown, src.positions, src.key_positions, src.typed
+
+    assert walk(False) == walk(True)

@@ -163,10 +163,13 @@ class Config:
         return f"{self.archive_url.rstrip('/')}/{month}/"
 
 
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")  # compiled once: every build splits each summary, implication and intro
+
+
 def paragraphs(text: str) -> list[str]:
     """Split text into paragraphs on blank lines, folding single newlines."""
-    blocks = re.split(r"\n[ \t]*\n", text.strip())
-    return [" ".join(line.strip() for line in b.splitlines()).strip() for b in blocks if b.strip()]
+    blocks = _BLANK_LINE.split(text.strip())
+    return [" ".join([line.strip() for line in b.splitlines()]).strip() for b in blocks if b.strip()]
 
 
 MAX_SLUG = 100  # file names stay far below the usual 255-byte limit, with ".html"/".xml" added

@@ -82,7 +82,7 @@ class YamlSource:
         return self.typed.get(tuple(key), value)
 
 
-def _record(root: yaml.Node, src: YamlSource) -> tuple[list[Any], list[tuple[Any, Any, yaml.Node]]] | None:
+def _record(root: yaml.Node, src: YamlSource, *, may_alias: bool = True) -> tuple[list[Any], list[tuple[Any, Any, yaml.Node]]] | None:
     """Fill positions (and typed text) for every node; refuse aliases, repeated keys and deep nesting.
 
     Iterative, so a deep file cannot exhaust Python's stack, and each node is
@@ -93,6 +93,11 @@ def _record(root: yaml.Node, src: YamlSource) -> tuple[list[Any], list[tuple[Any
     not text or null as (container, slot, node), for ``_finish`` to construct; PyYAML's
     constructor took a third of parsing.  None when it is anything else (merge keys,
     ``!!omap``, a number as a key, ...): ``parse_yaml`` then constructs with PyYAML.
+
+    Without ``may_alias`` (the text has no '*', so no node can appear twice) a text value
+    or list item is recorded where its mapping or list is met, not pushed and popped on its
+    own: most nodes are text (issue 15).  Nothing else is visited in another order, so a
+    file with several problems still gets the same first error.
     """
     seen: set[int] = set()
     holder: list[Any] = [None]
@@ -133,10 +138,12 @@ def _record(root: yaml.Node, src: YamlSource) -> tuple[list[Any], list[tuple[Any
                     if not node.style:
                         typed[key] = node.value
         elif isinstance(node, mapping_node):
-            mapping: dict[str, Any] = {}
+            # the fields in the file's order, whichever order their values are filled in
+            mapping: dict[str, Any] = dict.fromkeys([k.value for k, _ in node.value if isinstance(k, scalar_node)])
             if tag != _MAP_TAG:
                 fast = False
             container[slot] = mapping
+            inline = not may_alias and len(key) < MAX_DEPTH
             for k_node, v_node in reversed(node.value):
                 if not isinstance(k_node, scalar_node):
                     raise NewsletterError(
@@ -162,15 +169,27 @@ def _record(root: yaml.Node, src: YamlSource) -> tuple[list[Any], list[tuple[Any
                         key_positions.setdefault(key + (value,), at)
                     except Exception:  # noqa: BLE001 - unconstructable or unhashable: reported when the file is constructed
                         pass
-                push((v_node, child, at, mapping, name))
+                if inline and v_node.tag == str_tag and isinstance(v_node, scalar_node):
+                    value_mark = v_node.start_mark
+                    positions[child] = (value_mark.line + 1, value_mark.column + 1)
+                    mapping[name] = v_node.value
+                else:
+                    push((v_node, child, at, mapping, name))
         elif isinstance(node, sequence_node):
             items = node.value
             sequence: list[Any] = [None] * len(items)
             if tag != _SEQ_TAG:
                 fast = False
             container[slot] = sequence
+            inline = not may_alias and len(key) < MAX_DEPTH
             for i in range(len(items) - 1, -1, -1):
-                push((items[i], key + (i,), here, sequence, i))  # an alias item shares its anchor's mark: name the list
+                item = items[i]
+                if inline and item.tag == str_tag and isinstance(item, scalar_node):
+                    item_mark = item.start_mark
+                    positions[key + (i,)] = (item_mark.line + 1, item_mark.column + 1)
+                    sequence[i] = item.value
+                else:
+                    push((item, key + (i,), here, sequence, i))  # an alias item shares its anchor's mark: name the list
     return (holder, deferred) if fast else None
 
 
@@ -259,7 +278,7 @@ def parse_yaml(text: str, path: str) -> YamlSource:
     src = YamlSource(path=path, data=None)
     if node is None:
         return src
-    built = _record(node, src)  # before constructing: an alias bomb must not be expanded
+    built = _record(node, src, may_alias="*" in text)  # before constructing: an alias bomb must not be expanded
     try:
         src.data = _Constructor().construct_document(node) if built is None else _finish(*built)
     except yaml.MarkedYAMLError as exc:  # an unknown !!tag, bad !!binary
