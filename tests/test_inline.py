@@ -103,3 +103,33 @@ def test_tables_emptied_when_full_still_inline_premailers_output(monkeypatch: py
     expected = _premailers(html)
     for _ in range(3):
         assert inline.inline_css(html) == expected
+
+
+def test_a_walk_interrupted_while_it_numbers_a_new_state_keeps_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The preview server inlines in threads, and two walks of one stylesheet share its tables.
+    Another thread's walk that runs while this one registers a state it met first (here: inside
+    the ``len`` of the table of states, where a thread switch can fall) must not make this one's
+    children start from the other's state.  Found by review: before, the state numbered
+    len(states) was stored, the other walk appended its own state at that number, and the
+    links inside <div class="a"> got nothing (the other document's rule matched instead)."""
+    from newsletter.mail import inline
+
+    css = ".race-a .x { color: red } .race-b .y { color: blue }"
+    first = _page(css, '<div class="race-a"><p class="x y">in a</p></div>')
+    second = _page(css, '<div class="race-b"><p class="y">in b</p></div>')
+    expected = _premailers(first), _premailers(second)
+    assert "color:red" in expected[0]
+    interrupted: list[str] = []
+    real_len = len
+
+    def len_with_a_thread_switch(obj: object) -> int:
+        n = real_len(obj)  # type: ignore[arg-type]
+        if not interrupted and isinstance(obj, list) and obj and isinstance(obj[0], frozenset):
+            interrupted.append("")
+            interrupted[0] = inline.inline_css(second)  # the other thread runs here
+        return n
+
+    monkeypatch.setattr(inline, "len", len_with_a_thread_switch, raising=False)
+    assert inline.inline_css(first) == expected[0]
+    assert interrupted in ([], [expected[1]])  # (after the change: no such window, never interrupted)
+    assert inline.inline_css(second) == expected[1]

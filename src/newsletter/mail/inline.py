@@ -298,6 +298,8 @@ def _class_names(value: str) -> frozenset[str]:
 
 _Compound = tuple[str | None, tuple[str, ...], frozenset[str]]
 _NO_CLASSES: frozenset[str] = frozenset()
+_State = frozenset[tuple[int, int]]  # the (plan's number, compound's position) an element's ancestors reached
+_NO_STATE: _State = frozenset()
 
 
 def _compound_matches(compound: _Compound, tag: str, ident: str | None, classes: frozenset[str]) -> bool:
@@ -340,19 +342,20 @@ class _Rules:
                 self._plans.append((index, tuple(reversed(plan))))
         self._reads_ids = any(ids for _, compounds in self._plans for _, ids, _ in compounds)
         self._reads_classes = any(names for _, compounds in self._plans for _, _, names in compounds)
-        # a state: the (plan's number, compound's position) reached by an element or its ancestors
-        self._states: list[frozenset[tuple[int, int]]] = [frozenset()]
-        self._state_numbers: dict[frozenset[tuple[int, int]], int] = {frozenset(): 0}
-        self._steps: dict[tuple[int, str, str | None, str | None], tuple[int, tuple[int, ...], _Actions | None]] = {}
+        # a state: the (plan's number, compound's position) reached by an element or its ancestors,
+        # the frozenset itself (one object per state met: ``_states``).  Not a number given per
+        # state met: walks in other threads share these tables, and a number taken as len(list)
+        # before the append could be another thread's state by then (found by review).
+        self._states: dict[_State, _State] = {_NO_STATE: _NO_STATE}
+        self._steps: dict[tuple[_State, str, str | None, str | None], tuple[_State, tuple[int, ...], _Actions | None]] = {}
         self._actions: dict[tuple[tuple[int, ...], bool], _Actions] = {}
 
-    def _step(self, key: tuple[int, str, str | None, str | None], steps: dict, states: list[frozenset[tuple[int, int]]],
-              state_numbers: dict[frozenset[tuple[int, int]], int]) -> tuple[int, tuple[int, ...], _Actions | None]:
+    def _step(self, key: tuple[_State, str, str | None, str | None], steps: dict,
+              states: dict[_State, _State]) -> tuple[_State, tuple[int, ...], _Actions | None]:
         """For an element whose parent's state, tag, class attribute and id are ``key``: the state
         its children start from, the rules it matches (in order) and what they set (kept in the
         walk's tables)."""
-        state, tag, class_value, ident = key
-        reached = states[state]
+        reached, tag, class_value, ident = key
         classes = _class_names(class_value) if class_value else _NO_CLASSES
         matched = []
         children_reach = set(reached)
@@ -365,10 +368,7 @@ class _Rules:
                     else:
                         children_reach.add((number, position))
         children_state = frozenset(children_reach)
-        child = state_numbers.get(children_state)
-        if child is None:
-            child = state_numbers[children_state] = len(states)
-            states.append(children_state)
+        child = states.setdefault(children_state, children_state)  # one object per state (atomic)
         rules = tuple(matched)
         step = steps[key] = (child, rules, self._actions_of(rules, tag == "img"))
         return step
@@ -402,8 +402,8 @@ class _Rules:
         """Inline the rules into the elements of ``page`` (premailer's matching, merging and
         image alignment)."""
         if len(self._steps) >= _CACHE_SIZE:  # new tables: a walk under way (another thread's) keeps its own
-            self._steps, self._states, self._state_numbers = {}, [frozenset()], {frozenset(): 0}
-        steps, states, state_numbers = self._steps, self._states, self._state_numbers
+            self._steps, self._states = {}, {_NO_STATE: _NO_STATE}
+        steps, states = self._steps, self._states
         others: dict[Any, list[int]] = {}
         for index, selector in self._others:
             for element in _select(selector)(page):
@@ -413,9 +413,9 @@ class _Rules:
         # The parent's state, for the next element in document order; and where the innermost
         # subtree whose state differs from its parent's ends (the first element after it), with
         # the enclosing ones' on a stack: no getparent() per element (a new proxy each time).
-        state = 0
+        state = _NO_STATE
         subtree_end = None
-        enclosing: list[tuple[Any, int]] = []
+        enclosing: list[tuple[Any, _State]] = []
         for element in page.iter(etree.Element):
             while element is subtree_end:
                 subtree_end, state = enclosing.pop()
@@ -424,9 +424,9 @@ class _Rules:
             key = (state, tag, element.get(b"class") if reads_classes else None, element.get(b"id") if reads_ids else None)
             step = steps.get(key)
             if step is None:
-                step = step_for(key, steps, states, state_numbers)
+                step = step_for(key, steps, states)
             child, rules, actions = step
-            if child != state:
+            if child is not state:  # (an equal state from other tables: a subtree more, the same matches)
                 enclosing.append((subtree_end, state))
                 subtree_end, state = _following(element), child
             if others:
