@@ -18,7 +18,7 @@ from newsletter.content.config import load_config
 from newsletter.content.load import LoadedIssue, load_issue, resolve_issue_path
 from newsletter.mail.message import build_message, message_bytes
 from newsletter.content.model import Config
-from newsletter.mail.render import GMAIL_CLIP_BYTES, PREVIEW_GREETING, Personal, RenderedEmail, Renderer
+from newsletter.mail.render import PREVIEW_GREETING, Personal, RenderedEmail, Renderer
 from newsletter.errors import NewsletterError, ValidationError, Problem
 
 DEFAULT_BUILD_DIR = "build"
@@ -48,7 +48,7 @@ def render_issue(folder: Path, issue_arg: str, config: Config | None = None, ren
     assert loaded.issue is not None
     renderer = renderer or Renderer(folder, config)
     rendered = renderer.render(loaded.issue, Personal(greeting=greeting) if greeting else None)
-    if rendered.html_bytes > GMAIL_CLIP_BYTES:
+    if rendered.clipped_by_gmail:
         raise ValidationError(
             loaded.problems
             + [Problem(loaded.display, 1, 1, f"the HTML email is {rendered.html_bytes / 1024:.0f} KB; Gmail clips messages over 102 KB. Shorten the summaries or split the issue")]
@@ -65,7 +65,7 @@ def build(folder: Path, issue_arg: str, out_dir: Path | None = None, *, greeting
     """
     loaded, rendered, eml = render_issue(folder, issue_arg, placeholders="warning", greeting=greeting)
     target = (out_dir or folder / DEFAULT_BUILD_DIR) / rendered.month
-    files = {"email.html": rendered.html.encode("utf-8"), "email.txt": rendered.text.encode("utf-8"), "message.eml": eml}
+    files = {"email.html": rendered.html_utf8, "email.txt": rendered.text.encode("utf-8"), "message.eml": eml}
     write_set(target, files)
     return BuildResult(target, target / "email.html", target / "email.txt", target / "message.eml", rendered, loaded.warnings)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from newsletter.content.config import CONFIG_NAME, check_config
 from newsletter.errors import NewsletterError, Problem, ProblemList
 from newsletter.content.load import check_issue, display_path, issue_paths, resolve_issue_path
-from newsletter.mail.render import GMAIL_CLIP_BYTES, Renderer
+from newsletter.mail.render import Renderer
 
 
 @dataclass
@@ -49,7 +49,7 @@ def check(folder: Path, targets: list[str] | None = None, *, placeholders: str =
         except NewsletterError as exc:
             report.problems.append(Problem(exc.path or loaded.display, exc.line, exc.column, exc.message))
             continue
-        if rendered.html_bytes > GMAIL_CLIP_BYTES:
+        if rendered.clipped_by_gmail:
             report.problems.append(
                 Problem(
                     loaded.display, 1, 1,

@@ -12,6 +12,7 @@ there by the digest of the template's source.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html as html_module
 import json
@@ -196,9 +197,23 @@ class RenderedEmail:
     html: str
     text: str
 
+    @functools.cached_property
+    def html_utf8(self) -> bytes:
+        """The HTML encoded, once: encoding a 25 KB page took a fiftieth of a build."""
+        return self.html.encode("utf-8")
+
     @property
     def html_bytes(self) -> int:
-        return len(self.html.encode("utf-8"))
+        """The HTML's size in UTF-8."""
+        return len(self.html_utf8)
+
+    @property
+    def clipped_by_gmail(self) -> bool:
+        """Whether the HTML is over the size at which Gmail clips a message (``GMAIL_CLIP_BYTES``).
+
+        Encoded only when it may be: no character takes more than 4 bytes in UTF-8.
+        """
+        return len(self.html) * 4 > GMAIL_CLIP_BYTES and self.html_bytes > GMAIL_CLIP_BYTES
 
 
 def default_subject(issue: Issue, config: Config) -> str:
@@ -216,16 +231,29 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None
     twentieth (tests/test_render.py checks it against textwrap with hypothesis).
     """
     first_indent = indent if first is None else first
-    words = str(text).split()
-    if width - len(first_indent) < 1 or width - len(indent) < 1:  # textwrap's corner cases (and errors)
-        return _textwrap_fill(" ".join(words), width, indent, first_indent)
-    joined = " ".join(words)
-    first_line = _line_pattern(width - len(first_indent)).match(joined)
-    if first_line is None:  # no words
-        return ""
+    text = str(text)
+    joined = text if _single_spaced(text) else " ".join(text.split())
+    room, first_room = width - len(indent), width - len(first_indent)
+    if room < 1 or first_room < 1:  # textwrap's corner cases (and errors)
+        return _textwrap_fill(joined, width, indent, first_indent)
+    if len(joined) <= first_room:  # one line, or none: most titles and greetings
+        return first_indent + joined if joined else ""
+    if room == first_room:  # one pattern cuts every line
+        return first_indent + ("\n" + indent).join(_line_pattern(room).findall(joined))
+    first_line = _line_pattern(first_room).match(joined)
+    assert first_line is not None  # joined is longer than a line, so it has a word
     lines = [first_indent + first_line.group(1)]
-    lines.extend(indent + line for line in _line_pattern(width - len(indent)).findall(joined, first_line.end()))
+    lines.extend(indent + line for line in _line_pattern(room).findall(joined, first_line.end()))
     return "\n".join(lines)
+
+
+def _single_spaced(text: str) -> bool:
+    """Whether ``" ".join(text.split())`` is ``text`` itself, as for the model's paragraphs.
+
+    Told without splitting a paragraph into a list of words: the space is the only whitespace
+    character ``str.isprintable`` accepts (tests/test_render_fast.py checks every character).
+    """
+    return text.isprintable() and "  " not in text and not text.startswith(" ") and not text.endswith(" ")
 
 
 _line_patterns: dict[int, re.Pattern[str]] = {}
@@ -251,17 +279,16 @@ class _References:
     """Numbers links in order of first use, for the plain-text 'Links' list."""
 
     def __init__(self) -> None:
-        self.urls: list[str] = []
+        self.numbers: dict[str, int] = {}  # url -> its number; dicts keep the order of first use
 
     def ref(self, url: str | None) -> str:
         if not url:
             return ""
-        if url not in self.urls:
-            self.urls.append(url)
-        return f"[{self.urls.index(url) + 1}]"
+        number = self.numbers.setdefault(url, len(self.numbers) + 1)
+        return f"[{number}]"
 
     def listing(self) -> str:
-        return "\n".join(f"[{i}] {url}" for i, url in enumerate(self.urls, 1))
+        return "\n".join(f"[{number}] {url}" for url, number in self.numbers.items())
 
 
 _module_digests: dict[str, str] = {}
@@ -356,15 +383,20 @@ def make_environment(folder: Path) -> jinja2.Environment:
 
 
 def cite_html(citation: Any) -> Markup:
-    """A citation's text, escaped, with its DOI/URL made a link (added after the text if absent)."""
+    """A citation's text, escaped, with its DOI/URL made a link (added after the text if absent).
+
+    Written with ``escape`` into one string: ``Markup.format`` and adding Markups escaped the same
+    pieces through Python's string formatter, a quarter of the time of rendering the HTML template.
+    """
     text, link = citation.text, citation.link
     if not link:
         return escape(text)
     for shown in (link, citation.url, f"doi.org/{citation.doi}" if citation.doi else None, citation.doi):
         if shown and shown in text:
             before, _, after = text.partition(shown)
-            return escape(before) + Markup('<a href="{}">{}</a>').format(link, shown) + escape(after)
-    return escape(text) + Markup(' <a href="{}">{}</a>').format(link, link)
+            return Markup(f'{escape(before)}<a href="{escape(link)}">{escape(shown)}</a>{escape(after)}')
+    escaped_link = escape(link)
+    return Markup(f'{escape(text)} <a href="{escaped_link}">{escaped_link}</a>')
 
 
 def _autoescape(name: str | None) -> bool:
@@ -378,7 +410,7 @@ def template_files(folder: Path) -> list[Path]:
     return [p for d in (user, packaged) if d.is_dir() for p in sorted(d.iterdir()) if p.is_file()]
 
 
-_ENVIRONMENTS: dict[tuple[str, tuple[str, ...]], jinja2.Environment] = {}
+_ENVIRONMENTS: dict[tuple[str, str, tuple[str, ...]], jinja2.Environment] = {}
 
 
 def _shared_environment(folder: Path) -> jinja2.Environment:
@@ -387,10 +419,15 @@ def _shared_environment(folder: Path) -> jinja2.Environment:
     Compiling the templates costs more than rendering them.  auto_reload
     notices an edited template; a template added to or removed from the
     folder's templates/ changes the key, and so gets a fresh environment.
+    The folder is known by its absolute path (no system calls), not its
+    resolved one (one per part of the path, for each Renderer): a folder
+    reached through a symlink gets its own environment, and that is all.
     """
-    user = folder / USER_TEMPLATES_DIR
-    names = tuple(sorted(os.listdir(user))) if user.is_dir() else ()  # iterdir's names, without a Path each
-    key = (str(folder.resolve()), names)
+    try:
+        names = tuple(sorted(os.listdir(os.path.join(folder, USER_TEMPLATES_DIR))))
+    except (FileNotFoundError, NotADirectoryError):  # no templates/ of the user's
+        names = ()
+    key = (os.path.abspath(folder), os.fspath(folder), names)  # a relative folder's loader depends on the working folder
     env = _ENVIRONMENTS.get(key)
     if env is None:
         env = _ENVIRONMENTS[key] = make_environment(folder)
@@ -425,7 +462,7 @@ class Renderer:
         refs = _References()
         text = self._render_template(
             TEXT_TEMPLATE,
-            {**context, "ref": refs.ref, "references": refs.listing, "has_references": lambda: bool(refs.urls)},
+            {**context, "ref": refs.ref, "references": refs.listing, "has_references": lambda: bool(refs.numbers)},
             rendered,
         )
         check_merge_fields(self.env, tuple(rendered))
@@ -496,13 +533,12 @@ def check_footer(html: str, text: str, unsubscribe_url: str, postal_address: str
     copied template can drop it.  Compared with entities decoded and spaces
     collapsed, since the HTML joins the address lines with commas and may escape them.
     """
-    address_lines = [line.split() for line in postal_address.splitlines() if line.strip()]
-    for part, flat in (("HTML", html_module.unescape(html)), ("plain-text", text)):
-        missing = []
-        if not contains_collapsed(flat, unsubscribe_url.split()):
-            missing.append("unsubscribe link")
-        if not all(contains_collapsed(flat, line) for line in address_lines):
-            missing.append("postal address")
+    wanted = {
+        "unsubscribe link": [tuple(unsubscribe_url.split())],
+        "postal address": [tuple(line.split()) for line in postal_address.splitlines() if line.strip()],
+    }
+    for part, page in (("HTML", FooterSearch(html, is_html=True)), ("plain-text", FooterSearch(text, is_html=False))):
+        missing = [what for what, needles in wanted.items() if not all(page.contains(words) for words in needles)]
         if missing:
             raise TemplateError(
                 f"the rendered {part} part has no {' and no '.join(missing)}; every email must carry both (anti-spam law, and readers' way out)",
@@ -511,15 +547,73 @@ def check_footer(html: str, text: str, unsubscribe_url: str, postal_address: str
             )
 
 
-def contains_collapsed(text: str, words: list[str]) -> bool:
-    """Whether ``" ".join(words)`` is in ``" ".join(text.split())``, without building the latter.
+FOOTER_TAIL_CHARS = 4096
+"""How much of an HTML page's end ``FooterSearch`` decodes first: the footer ends the packaged templates."""
 
-    A regular expression allowing any run of whitespace between the words (``\\s`` is
-    ``str.split``'s whitespace): collapsing a whole page's whitespace cost more than the search.
+
+class FooterSearch:
+    """Searches of one finished page, as a reader sees its text, for the footer's words.
+
+    What ``contains_collapsed(html.unescape(page), words)`` answers (or without unescaping,
+    for the plain text), looking where the footer is first: decoding the entities of a whole
+    25 KB HTML page and searching it from the start took more than the rest of the check,
+    while the footer sits in its last kilobyte.  So the search starts at the page's end, and
+    of an HTML page only the tail is decoded unless the words are not in it.  A match in the
+    tail is a match in the page, so the answer is the whole page's either way: the tail
+    starts at a ``<``, and no character reference ``html.unescape`` decodes contains one, so
+    the tail's decoded text is exactly the end of the page's decoded text
+    (tests/test_render_fast.py checks both against the plain search with hypothesis).
+    """
+
+    def __init__(self, page: str, *, is_html: bool, tail_chars: int = FOOTER_TAIL_CHARS) -> None:
+        self._page = page
+        self._whole: str | None = None if is_html else page  # decoded when first needed
+        self._tail: str | None = None
+        if is_html:
+            start = page.rfind("<", 0, max(len(page) - tail_chars, 0))
+            if start > 0:
+                self._tail = html_module.unescape(page[start:])
+
+    def contains(self, words: tuple[str, ...]) -> bool:
+        """Whether the words, separated by any whitespace, are in the page's text."""
+        if self._tail is not None and _found_from_end(self._tail, words):
+            return True
+        if self._whole is None:
+            self._whole = html_module.unescape(self._page)
+        return _found_from_end(self._whole, words)
+
+
+def _found_from_end(text: str, words: tuple[str, ...]) -> bool:
+    """``contains_collapsed(text, words)``, trying the places the first word is at from the last one.
+
+    The pattern can only match where its first word starts, so trying each such place
+    (overlapping ones too) is the same search, in the opposite order.
     """
     if not words:
         return True
-    return re.search(r"\s+".join(map(re.escape, words)), text) is not None
+    pattern, first = collapsed_pattern(words), words[0]
+    at = text.rfind(first)
+    while at >= 0:
+        if pattern.match(text, at):
+            return True
+        at = text.rfind(first, 0, at + len(first) - 1)
+    return False
+
+
+def contains_collapsed(text: str, words: list[str] | tuple[str, ...]) -> bool:
+    """Whether ``" ".join(words)`` is in ``" ".join(text.split())``, without building the latter."""
+    return collapsed_pattern(tuple(words)).search(text) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def collapsed_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    """A regular expression finding ``words`` in a text whatever whitespace separates them.
+
+    Any run of whitespace between the words (``\\s`` is ``str.split``'s whitespace): collapsing
+    a whole page's whitespace cost more than the search.  No words: matches anywhere.
+    Kept compiled: the same few (the config's footer) are looked for in every email.
+    """
+    return re.compile(r"\s+".join(map(re.escape, words)))
 
 
 def render_template(env: jinja2.Environment, name: str, context: dict[str, Any], *, copies: str) -> str:
