@@ -563,3 +563,25 @@ def test_a_server_that_is_not_smtp_is_shown_by_what_it_said(folder, banner: byte
     assert str(error.value).startswith(
         f"cannot connect to 127.0.0.1:{port}: answered with something that is not SMTP: '{shown}' (is this the right host and port?) while setting up the session"
     )
+
+
+def test_a_bracketed_address_literal_host_connects(folder, server):
+    """smtp.host written as an address literal ("[127.0.0.1]", "[::1]", as in RFC 5321 and URLs):
+    is_loopback and TLS's server_hostname already took the brackets off, and the connection must
+    too (the resolver knows no host called "[127.0.0.1]")."""
+    sender = make_sender(folder, smtp_env(server.port, NEWSLETTER_SMTP_HOST="[127.0.0.1]"))
+    with sender.connect() as connection:
+        connection.deliver(FROM, "ada@example.org", small_message("ada@example.org"))
+    assert [m.rcpt_tos for m in server.handler.received] == [["ada@example.org"]]
+    assert sender.server == f"[127.0.0.1]:{server.port}"
+
+
+def test_connect_host_and_server_name_of_ipv6_literals(folder):
+    from newsletter.senders.smtp import connect_host
+
+    assert connect_host("[::1]") == b"::1" and connect_host("::1") == b"::1"
+    assert connect_host("[127.0.0.1]") == b"127.0.0.1" and connect_host("mail.example.org.") == b"mail.example.org."
+    assert connect_host("bücher.example") == "bücher.example"  # non-ASCII: through the idna codec, as before
+    for host in ("::1", "[::1]"):
+        sender = make_sender(folder, smtp_env(2525, NEWSLETTER_SMTP_HOST=host))
+        assert sender.server == "[::1]:2525"

@@ -236,8 +236,8 @@ class SMTPSender:
     @property
     def server(self) -> str:
         """host:port, for messages."""
-        host = self.settings.host or ""
-        return f"[{host}]:{self.settings.port}" if ":" in host else f"{host}:{self.settings.port}"
+        host = _unbracketed(self.settings.host or "")
+        return f"[{host}]:{self.settings.port}" if ":" in host or host != self.settings.host else f"{host}:{self.settings.port}"
 
     def describe(self) -> str:
         """'SMTP smtp.example.org:587 (starttls, as notes@example.org)': no secrets."""
@@ -897,8 +897,16 @@ def connect_host(host: str) -> str | bytes:
     """The host as ``socket.create_connection`` is given it: an ASCII name or address as bytes, which
     the resolver takes as it is.  Given text, the socket module passes every host name through the
     "idna" codec, whose import (stringprep, unicodedata's tables) cost a send's first connection
-    a millisecond or more; a name with non-ASCII letters still goes that way."""
+    a millisecond or more; a name with non-ASCII letters still goes that way.  An address literal
+    written in brackets ("[::1]", "[192.0.2.1]", as RFC 5321 and URLs write them) loses them: the
+    resolver knows no host of that name (is_loopback and TLS's server_hostname take them off too)."""
+    host = _unbracketed(host)
     return host.encode("ascii") if host.isascii() else host
+
+
+def _unbracketed(host: str) -> str:
+    """``host`` without the brackets of an address literal ("[::1]" -> "::1")."""
+    return host[1:-1] if len(host) > 2 and host[0] == "[" and host[-1] == "]" else host
 
 
 def _os_error_text(exc: OSError) -> str:
