@@ -277,7 +277,7 @@ def _string_list(src: YamlSource, key: str, problems: list[Problem]) -> tuple[st
     if value is None:
         return ()
     if isinstance(value, list):
-        value = [v if isinstance(v, str) else src.as_text((key, i), v) for i, v in enumerate(value)]
+        value = [src.as_text((key, i), v) for i, v in enumerate(value)]
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         problems.append(src.problem((key,), f"'{key}' must be a list of names"))
         return ()

@@ -161,9 +161,7 @@ class _IssueBuilder:
                 self.error(key + (name,), f"unknown field '{name}' in {what}{hint}", at_key=True)
 
     def text(self, mapping: dict, name: str, key: tuple[Any, ...], *, required: bool, one_line: bool = False) -> str | None:
-        value = mapping.get(name)
-        if not isinstance(value, str):  # text is as typed already; `title: No` stays "No", not False
-            value = self.src.as_text(key + (name,), value)
+        value = self.src.as_text(key + (name,), mapping.get(name))  # `title: No` stays "No", not False
         if value is None or (isinstance(value, str) and not value.strip()):
             if required:
                 self.error(key, f"missing required field '{name}'")

@@ -132,7 +132,7 @@ def build_message(
             msg.set_raw("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
     msg.set_raw("Feedback-ID", feedback_id_field(feedback_id(config, rendered.month)))
     msg.set_raw("MIME-Version", "1.0")
-    text, html = _qp_body(rendered.text), _qp_body(rendered.html)
+    text, html = _qp_body(rendered.text), _qp_encoded(rendered.html_utf8)  # the HTML as render encoded it, once
     msg.set_raw("Content-Type", f'multipart/alternative;\n boundary="{_boundary(text, html)}"')
     msg.attach(_text_part("plain", text))
     msg.attach(_text_part("html", html))
@@ -155,7 +155,11 @@ def _qp_body(body: str) -> str:
     """UTF-8 quoted-printable with LF line ends: ``binascii.b2a_qp(..., istext=True)`` of the body
     with CRLF made LF, by ``_qp_encode`` when its lines are long (the email package's
     pure-Python encoder took ~2 ms of a 12 ms build for mjml's long lines)."""
-    data = body.encode("utf-8")
+    return _qp_encoded(body.encode("utf-8"))
+
+
+def _qp_encoded(data: bytes) -> str:
+    """``_qp_body`` of a body already encoded in UTF-8."""
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n")
     if b"\r" in data or len(data) < QP_ROOM * (data.count(b"\n") + 1):  # a bare CR, or short lines

@@ -247,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
             if snap.rendered is None:
                 self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "\n\n".join(snap.errors).encode("utf-8") + b"\n")
             elif route == "/email.html":
-                self._send(HTTPStatus.OK, "text/html; charset=utf-8", snap.rendered.html.encode("utf-8"), {"Content-Security-Policy": "script-src 'none'"})
+                self._send(HTTPStatus.OK, "text/html; charset=utf-8", snap.rendered.html_utf8, {"Content-Security-Policy": "script-src 'none'"})
             else:
                 self._send(HTTPStatus.OK, "text/plain; charset=utf-8", snap.rendered.text.encode("utf-8"))
         elif route == "/favicon.ico":

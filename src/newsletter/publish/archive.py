@@ -193,10 +193,10 @@ def archive_issue(folder: Path, issue_arg: str, *, report: dict[str, Any] | None
                 shutil.copy2(state.directory / HTML_FILE, tmp / HTML_FILE)
                 shutil.copy2(state.directory / TEXT_FILE, tmp / TEXT_FILE)
             else:
-                _write(tmp / HTML_FILE, rendered.html.encode("utf-8"))
+                _write(tmp / HTML_FILE, rendered.html_utf8)
                 _write(tmp / TEXT_FILE, rendered.text.encode("utf-8"))
         else:
-            _write(tmp / HTML_FILE, rendered.html.encode("utf-8"))
+            _write(tmp / HTML_FILE, rendered.html_utf8)
             _write(tmp / TEXT_FILE, rendered.text.encode("utf-8"))
         _write(tmp / ISSUE_FILE, issue_bytes)
         if report is not None:
